@@ -1,0 +1,149 @@
+"""FastStyle: a trained style network you can load, save, publish and call."""
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .hub import SafeHubMixin, resolve_device
+from .inference import (as_input, check_optional_size, check_unit_interval, inference_context,
+                        pad_to_min_side, resize_max_side)
+from .tiling import tiled_apply
+from .transformer import TransformerConfig, TransformerNet
+
+MIN_SIDE = 16                     # smaller inputs are padded up to this and cropped back
+AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bounded memory)
+DEFAULT_TILE = 768
+
+
+class FastStyle(
+    SafeHubMixin,
+    nn.Module,
+    library_name="fst",
+    tags=["fast-style-transfer", "style-transfer", "image-to-image"],
+    repo_url="https://huggingface.co/docs/hub/model-cards",
+):
+    """A feed-forward style-transfer network (Johnson et al. 2016).
+
+    >>> model = FastStyle.from_pretrained("models/starry_night")   # or "user/vangogh"
+    >>> styled = model(Image.open("photo.jpg"))                     # PIL in, PIL out
+
+    Construct with a :class:`TransformerConfig` or its fields as keyword arguments.
+    """
+
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig | Mapping[str, Any] | None = None, **fields: Any):
+        super().__init__()
+        if config is None:
+            config = TransformerConfig.from_dict(fields, "FastStyle arguments")
+        elif isinstance(config, Mapping):
+            config = TransformerConfig.from_dict({**config, **fields}, "FastStyle config")
+        self.config = config
+        self.net = TransformerNet(config)
+        self._device_lock = threading.Lock()
+
+    # The safetensors file holds the bare network's tensors (pytorch/examples names).
+    def state_dict(self, *args: Any, **kwargs: Any):  # noqa: D102
+        return self.net.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # noqa: D102
+        return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW in [0, 1] -> stylized Bx3xHxW in [0, 1] (differentiable; for training)."""
+        return self.net(x)
+
+    def __call__(self, image: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Tensors with grad go through ``forward``; images are stylized (see :meth:`stylize`)."""
+        if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1:
+            return super().__call__(image)
+        return self.stylize(image, **kwargs)
+
+    @torch.inference_mode()
+    def stylize(
+        self,
+        image: Any,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        tile: int | None = None,
+    ) -> Any:
+        """Stylize one image; returns the same kind (PIL, HxWx3 uint8 array, or tensor).
+
+        Args:
+            strength: 0 returns the content, 1 the full style; in between blends them.
+            preserve_color: keep the content's colours (transfer luminance only, in Lab).
+            max_side: downscale so the longer side is at most this (faster); the result
+                has the downscaled size.
+            tile: tile size for bounded memory; images above 4 Mpx are tiled automatically.
+        """
+        strength = check_unit_interval("strength", strength)
+        max_side = check_optional_size("max_side", max_side, MIN_SIDE)
+        tile = check_optional_size("tile", tile, 64)
+        source = as_input(image)
+        content = resize_max_side(source.tensor, max_side)
+        if strength == 0.0:
+            return source.restore(content)
+        height, width = content.shape[-2:]
+        if tile is None and height * width > AUTO_TILE_PIXELS:
+            tile = DEFAULT_TILE
+
+        def finish(content_part: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
+            return _finish(content_part.to(styled.device), styled.float(), strength, preserve_color)
+
+        if tile is not None and max(height, width) > tile:
+            result = tiled_apply(self.net, content, self._run, finish, tile)
+        else:
+            result = finish(content, self._run(content))
+        return source.restore(result.cpu())
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on x (1x3xHxW, CPU), on the model's device, any size >= 1x1."""
+        device = self.device
+        padded, (height, width) = pad_to_min_side(x, MIN_SIDE)
+        padded = padded.to(device)
+        if device.type == "cuda":
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        with inference_context(device):
+            out = self.net(padded)
+        out = out[..., :height, :width].float()
+        if not torch.isfinite(out).all():
+            raise RuntimeError("model produced non-finite output; the weights may be damaged")
+        return out
+
+    @staticmethod
+    def explain_mismatch(config: Any, found: Mapping[str, tuple[int, ...]]) -> str | None:
+        """Name the config value (num_res_blocks / channels) that disagrees with the weights."""
+        hints = []
+        blocks = {int(m.group(1)) for k in found if (m := re.match(r"res(\d+)\.", k))}
+        if blocks and len(blocks) != config.num_res_blocks:
+            hints.append(f"num_res_blocks={config.num_res_blocks} in config.json but weights contain "
+                         f"{len(blocks)} residual blocks")
+        conv1 = found.get("conv1.conv2d.weight")
+        if conv1 and len(conv1) == 4 and conv1[0] != config.channels:
+            hints.append(f"channels={config.channels} in config.json but weights were built for channels={conv1[0]}")
+        return "; ".join(hints) or None
+
+    def to(self, *args: Any, **kwargs: Any) -> "FastStyle":  # noqa: D102 - channels_last on CUDA
+        model = super().to(*args, **kwargs)
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+
+def _finish(content: torch.Tensor, styled: torch.Tensor, strength: float, preserve_color: bool) -> torch.Tensor:
+    """Apply colour preservation and the strength blend to one image or tile."""
+    if preserve_color:
+        from .color import luminance_transfer
+
+        styled = luminance_transfer(content, styled)
+    if strength < 1.0:
+        styled = torch.lerp(content, styled, strength)
+    return styled.clamp_(0, 1)
+
+
+__all__ = ["FastStyle", "resolve_device"]

@@ -1,0 +1,231 @@
+"""Hub integration: safe ``from_pretrained``, ``save_pretrained``, ``push_to_hub``.
+
+Built on ``huggingface_hub.ModelHubMixin``, with the loading path replaced: only
+``config.json`` + ``model.safetensors`` are read, the config is validated before
+any allocation, tensors are checked (names, shapes, dtypes, finiteness) before
+they reach the network, and loading is strict. Pickle files are never opened.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, TypeVar
+
+import torch
+from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub import errors as hf_errors
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors.torch import save_file
+
+from . import catalog
+from .config import BaseConfig
+from .errors import HubError, ModelLoadError
+from .safeload import (CONFIG_NAME, MAX_WEIGHTS_BYTES, WEIGHTS_NAME, contained_file, load_weights,
+                       refuse_pickle)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound="SafeHubMixin")
+
+#: Seconds to wait for the Hub to answer a metadata request (huggingface_hub's default is 10).
+HUB_TIMEOUT = float(os.environ.get("FST_HUB_TIMEOUT", "5"))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class SafeHubMixin(ModelHubMixin):
+    """Hub I/O for fst models. Subclasses set ``config_class`` and build from ``self.config``."""
+
+    config_class: ClassVar[type[BaseConfig]]
+    config: BaseConfig
+    _device_lock: threading.Lock
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(
+        self,
+        save_directory: str | Path,
+        *,
+        config: dict | None = None,
+        repo_id: str | None = None,
+        push_to_hub: bool = False,
+        model_card_kwargs: dict[str, Any] | None = None,
+        half_precision: bool = False,
+        **push_to_hub_kwargs: Any,
+    ) -> str | None:
+        """Write ``config.json``, ``model.safetensors`` (fp16 with ``half_precision``) and,
+        when ``model_card_kwargs`` are given, a model card ``README.md``."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        config_dict = self.config.to_dict()
+        if config:
+            config_dict.update({k: v for k, v in config.items() if k in config_dict})
+        _atomic_write_text(folder / CONFIG_NAME, json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
+        dtype = torch.float16 if half_precision else torch.float32
+        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
+        tmp = folder / (WEIGHTS_NAME + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, folder / WEIGHTS_NAME)
+        if model_card_kwargs is not None:
+            from .model_card import render_model_card  # local: jinja only needed when publishing
+
+            _atomic_write_text(folder / "README.md", render_model_card(**model_card_kwargs))
+        if push_to_hub:
+            return self.push_to_hub(repo_id or folder.name, config=config, model_card_kwargs=model_card_kwargs,
+                                    **push_to_hub_kwargs)
+        return None
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(
+        cls: type[T],
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        device: str | torch.device | None = None,
+        cache_dir: str | Path | None = None,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        **unused: Any,
+    ) -> T:
+        """Load a model from a local folder or a Hub repo id (``user/name``).
+
+        Only ``config.json`` and ``model.safetensors`` are read; everything is
+        validated before use (see SECURITY.md). Embedded defaults (``models/``)
+        are used when their Hub repo cannot be reached.
+        """
+        if unused:
+            raise TypeError(f"unexpected arguments: {', '.join(sorted(unused))}")
+        source = str(pretrained_model_name_or_path)
+        local = Path(source).expanduser()
+        if local.is_dir():
+            return cls._from_folder(local, local, device)
+        entry = catalog.find_entry(source)
+        if entry is not None and entry.name == source:
+            return cls._from_folder(entry.path, entry.path, device)
+        try:
+            validate_repo_id(source)
+        except HFValidationError:
+            raise ModelLoadError(f"{source!r} is neither a model folder nor a valid Hub repo id (user/name)") from None
+        try:
+            config_path, weights_path, repo_root = _download(
+                source, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                token=token, local_files_only=local_files_only)
+        except HubError as exc:
+            if entry is None:
+                raise
+            logger.warning("Hub unavailable for %s (%s); using the embedded copy in %s", source, exc, entry.path)
+            return cls._from_folder(entry.path, entry.path, device)
+        return cls._load(config_path, weights_path, device)
+
+    @classmethod
+    def _from_folder(cls: type[T], folder: Path, boundary: Path, device) -> T:
+        if not (folder / WEIGHTS_NAME).exists() and not (folder / WEIGHTS_NAME).is_symlink():
+            refuse_pickle(folder)
+        weights = contained_file(folder, WEIGHTS_NAME, allowed_root=boundary)
+        config = contained_file(folder, CONFIG_NAME, allowed_root=boundary)
+        return cls._load(config, weights, device)
+
+    @classmethod
+    def _load(cls: type[T], config_path: Path, weights_path: Path, device) -> T:
+        config = cls.config_class.from_json_bytes(_read_bounded(config_path, 1 << 20), CONFIG_NAME)
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in cls(config).state_dict().items()}
+        tensors = load_weights(weights_path, expected, config=config, hint=cls.explain_mismatch)
+        model = cls(config)
+        model.load_state_dict(tensors, strict=True)
+        model.eval()
+        return model.to(resolve_device(device))
+
+    @staticmethod
+    def explain_mismatch(config: Any, found: Mapping[str, tuple[int, ...]]) -> str | None:
+        """A hint naming the config value that disagrees with the weights (override)."""
+        return None
+
+    # ------------------------------------------------------------------ device
+    def to_device(self, device: str | torch.device | None) -> "SafeHubMixin":
+        """Move the model (thread-safe), returning it."""
+        with self._device_lock:
+            return self.to(resolve_device(device))  # type: ignore[attr-defined]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device  # type: ignore[attr-defined]
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ModelLoadError(f"{path.name} is larger than {limit} bytes; refusing to read it")
+    return data
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
+    """Fetch config.json and model.safetensors; map every Hub failure to a clear HubError."""
+    try:
+        config_path = Path(_hub_file(repo_id, CONFIG_NAME, **kwargs))
+        try:
+            weights_path = Path(_hub_file(repo_id, WEIGHTS_NAME, **kwargs))
+        except hf_errors.EntryNotFoundError:
+            raise ModelLoadError(_missing_weights_message(repo_id, kwargs.get("revision"), kwargs.get("token"))) from None
+    except ModelLoadError:
+        raise
+    except hf_errors.GatedRepoError:
+        raise HubError(f"{repo_id} is a gated repository: accept its terms on the Hub and pass a token") from None
+    except hf_errors.RepositoryNotFoundError:
+        raise HubError(f"model repository {repo_id!r} not found on the Hub (or it is private: "
+                       "log in with `hf auth login` or pass token=...)") from None
+    except hf_errors.RevisionNotFoundError:
+        raise HubError(f"revision {kwargs.get('revision')!r} not found in {repo_id}") from None
+    except hf_errors.EntryNotFoundError:
+        raise HubError(f"{repo_id} has no {CONFIG_NAME}; it is not an fst model repository") from None
+    except hf_errors.LocalEntryNotFoundError:
+        raise HubError(f"cannot reach the Hub and {repo_id} is not in the local cache; "
+                       "check your connection (or HF_HUB_OFFLINE)") from None
+    except hf_errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        raise HubError(f"the Hub answered HTTP {status} for {repo_id}; try again later") from None
+    except OSError as exc:  # disk full, permissions on the cache
+        raise HubError(f"could not store {repo_id} in the cache: {exc.strerror or exc}") from None
+    except Exception as exc:  # network stack errors (httpx) surface with varied types
+        raise HubError(f"could not download {repo_id}: {type(exc).__name__}: {str(exc)[:200]}") from None
+    # Cache files are symlinks snapshots/<rev>/f -> ../../blobs/<sha>: allow the repo cache folder.
+    repo_root = config_path.parent.parent.parent
+    for path, name in ((config_path, CONFIG_NAME), (weights_path, WEIGHTS_NAME)):
+        contained_file(path.parent, name, allowed_root=repo_root)
+    if weights_path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise ModelLoadError(f"{WEIGHTS_NAME} of {repo_id} is too large")
+    return config_path, weights_path, repo_root
+
+
+def _hub_file(repo_id: str, filename: str, **kwargs: Any) -> str:
+    return hf_hub_download(repo_id, filename, etag_timeout=HUB_TIMEOUT, **kwargs)
+
+
+def _missing_weights_message(repo_id: str, revision: str | None, token: Any) -> str:
+    from huggingface_hub import HfApi
+
+    try:
+        files = HfApi().list_repo_files(repo_id, revision=revision, token=token)
+    except Exception:  # noqa: BLE001 - the message below is still right without the listing
+        files = []
+    pickles = [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
+    if pickles:
+        return (f"no {WEIGHTS_NAME} in {repo_id}; pickle checkpoints ({', '.join(pickles[:3])}) are not "
+                "loaded for security reasons - convert to safetensors")
+    return f"no {WEIGHTS_NAME} in {repo_id}; an fst model repository needs config.json and model.safetensors"

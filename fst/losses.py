@@ -1,0 +1,120 @@
+"""Perceptual losses (Johnson et al. 2016): content, Gram-matrix style, total variation."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_CONTENT_LAYER = "relu2_2"
+DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclasses.dataclass
+class LossWeights:
+    """Weights of the perceptual loss terms, tuned for caffe-scaled VGG features."""
+
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1e-5
+    content_layer: str = DEFAULT_CONTENT_LAYER
+    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: Sequence[float] | None = None
+
+    def layer_weights(self) -> list[float]:
+        if self.style_layer_weights is None:
+            return [1.0] * len(self.style_layers)
+        if len(self.style_layer_weights) != len(self.style_layers):
+            raise ValueError("style_layer_weights needs one weight per style layer")
+        return list(self.style_layer_weights)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of BxCxHxW features, normalised by C*H*W (Johnson et al.)."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w).float()
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between feature maps (feature reconstruction loss)."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layers: Sequence[str],
+    layer_weights: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Sum over layers of the squared Frobenius distance between Gram matrices.
+
+    ``target_grams[layer]`` is 1xCxC (one style image, broadcast over the batch)
+    or BxCxC. Distances are averaged over the batch.
+    """
+    weights = layer_weights if layer_weights is not None else [1.0] * len(layers)
+    total = features[layers[0]].new_zeros((), dtype=torch.float32)
+    for layer, weight in zip(layers, weights):
+        gram = gram_matrix(features[layer])
+        target = target_grams[layer].to(gram.dtype)
+        total = total + weight * ((gram - target) ** 2).sum(dim=(1, 2)).mean()
+    return total
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation (sum of absolute neighbour differences), mean per image."""
+    dh = (image[..., 1:, :] - image[..., :-1, :]).abs().sum(dim=(1, 2, 3))
+    dw = (image[..., :, 1:] - image[..., :, :-1]).abs().sum(dim=(1, 2, 3))
+    return (dh + dw).mean()
+
+
+def style_grams(vgg, style_image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Gram matrices of a style image (1x3xHxW in [0, 1]), computed once, without grads."""
+    with torch.no_grad():
+        feats = vgg(style_image, layers)
+        return {layer: gram_matrix(feats[layer]).detach() for layer in layers}
+
+
+@dataclasses.dataclass
+class LossTerms:
+    """The weighted loss terms of one evaluation and their sum."""
+
+    content: torch.Tensor
+    style: torch.Tensor
+    tv: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.content + self.style + self.tv
+
+    def as_floats(self) -> dict[str, float]:
+        return {"loss": float(self.total), "content": float(self.content),
+                "style": float(self.style), "tv": float(self.tv)}
+
+
+class PerceptualLoss(torch.nn.Module):
+    """Johnson et al.'s loss for one style: weighted content + style + TV terms."""
+
+    def __init__(self, vgg, style_image: torch.Tensor, weights: LossWeights | None = None):
+        super().__init__()
+        self.vgg = vgg
+        self.weights = weights or LossWeights()
+        grams = style_grams(vgg, style_image, self.weights.style_layers)
+        for layer, gram in grams.items():
+            self.register_buffer(f"gram_{layer}", gram, persistent=False)
+
+    def target_grams(self) -> dict[str, torch.Tensor]:
+        return {layer: getattr(self, f"gram_{layer}") for layer in self.weights.style_layers}
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> LossTerms:
+        w = self.weights
+        layers = list(dict.fromkeys([w.content_layer, *w.style_layers]))
+        out_feats = self.vgg(output, layers)
+        with torch.no_grad():
+            content_feats = self.vgg(content, [w.content_layer])
+        return LossTerms(
+            content=w.content_weight * content_loss(out_feats[w.content_layer], content_feats[w.content_layer]),
+            style=w.style_weight * style_loss(out_feats, self.target_grams(), w.style_layers, w.layer_weights()),
+            tv=w.tv_weight * total_variation(output),
+        )
