@@ -58,8 +58,9 @@ class FastStyle(
         return self.net(x)
 
     def __call__(self, image: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Tensors with grad go through ``forward``; images are stylized (see :meth:`stylize`)."""
-        if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1:
+        """In training mode (or for batches) tensors go through ``forward``; otherwise the
+        image is stylized and returned as the same kind (see :meth:`stylize`)."""
+        if isinstance(image, torch.Tensor) and image.dim() == 4 and (self.training or image.shape[0] > 1):
             return super().__call__(image)
         return self.stylize(image, **kwargs)
 

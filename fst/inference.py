@@ -40,7 +40,7 @@ def to_uint8_array(tensor: torch.Tensor) -> np.ndarray:
 
 def from_uint8_array(array: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 1x3xHxW float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    return torch.from_numpy(np.array(array, dtype=np.uint8, copy=True)).permute(2, 0, 1).unsqueeze(0).float().div_(255)
 
 
 def as_input(image: Any) -> ImageInput:

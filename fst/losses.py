@@ -13,11 +13,17 @@ DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 @dataclasses.dataclass
 class LossWeights:
-    """Weights of the perceptual loss terms, tuned for caffe-scaled VGG features."""
+    """Weights of the perceptual loss terms.
+
+    The terms are scale-free (content error relative to the content features' energy,
+    each Gram distance relative to the style Gram's norm, TV per pixel), so the same
+    weights work for torchvision- and caffe-normalised VGG weights and every layer
+    contributes comparably.
+    """
 
     content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 1e-5
+    style_weight: float = 5.0
+    tv_weight: float = 1.0
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
     style_layer_weights: Sequence[float] | None = None
@@ -38,8 +44,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between feature maps (feature reconstruction loss)."""
-    return F.mse_loss(features.float(), target.float())
+    """Feature reconstruction loss: MSE between feature maps relative to the target's energy."""
+    target = target.float()
+    return F.mse_loss(features.float(), target) / target.pow(2).mean().clamp_min(1e-8)
 
 
 def style_loss(
@@ -48,7 +55,8 @@ def style_loss(
     layers: Sequence[str],
     layer_weights: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """Sum over layers of the squared Frobenius distance between Gram matrices.
+    """Sum over layers of the squared Frobenius distance between Gram matrices,
+    each relative to the target Gram's squared norm (so layers weigh alike).
 
     ``target_grams[layer]`` is 1xCxC (one style image, broadcast over the batch)
     or BxCxC. Distances are averaged over the batch.
@@ -58,15 +66,16 @@ def style_loss(
     for layer, weight in zip(layers, weights):
         gram = gram_matrix(features[layer])
         target = target_grams[layer].to(gram.dtype)
-        total = total + weight * ((gram - target) ** 2).sum(dim=(1, 2)).mean()
+        norm = target.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)
+        total = total + weight * (((gram - target) ** 2).sum(dim=(1, 2)) / norm).mean()
     return total
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """Anisotropic total variation (sum of absolute neighbour differences), mean per image."""
-    dh = (image[..., 1:, :] - image[..., :-1, :]).abs().sum(dim=(1, 2, 3))
-    dw = (image[..., :, 1:] - image[..., :, :-1]).abs().sum(dim=(1, 2, 3))
-    return (dh + dw).mean()
+    """Anisotropic total variation: mean absolute difference between neighbouring pixels."""
+    dh = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
+    dw = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+    return dh + dw
 
 
 def style_grams(vgg, style_image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Training entry points, run with ``accelerate launch train/<script>.py``."""
