@@ -1,4 +1,15 @@
-"""The catalogue of embedded default networks (``models/catalog.json``)."""
+"""The catalogue of embedded default networks (``catalog.json`` in the models folder).
+
+The models folder is ``$FST_MODELS_DIR`` when set, else ``models/`` of the repository
+(see :func:`fst.paths.models_dir`). The format::
+
+    {"models": [{"name": "starry_night", "display_name": "The Starry Night (Vincent van Gogh)",
+                 "kind": "style", "folder": "starry_night", "hub_id": "fast-style/starry-night",
+                 "style_image": "style.jpg", "lite": "starry_night_lite"}, ...]}
+
+``style_image`` and ``lite`` are optional; ``lite`` names the entry that holds the
+``johnson-lite`` network of the same style (the app's webcam uses it on CPU).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +18,12 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from .paths import MODELS_DIR
+from .paths import MODELS_DIR, models_dir
 
 logger = logging.getLogger(__name__)
+
+KINDS = ("style", "colorizer")
+MAX_CATALOG_BYTES = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,24 +33,36 @@ class CatalogEntry:
     name: str           # short key, e.g. "starry_night"
     display_name: str   # shown in the app, e.g. "The Starry Night (van Gogh)"
     kind: str           # "style" or "colorizer"
-    folder: str         # folder under models/
+    folder: str         # folder under the models folder
     hub_id: str         # Hub repo id, e.g. "fast-style/starry-night"
     style_image: str = "style.jpg"
+    lite: str | None = None   # name of the entry with the lite network of this style, if any
+    root: Path = dataclasses.field(default=MODELS_DIR, compare=False, repr=False)
 
     @property
     def path(self) -> Path:
-        return MODELS_DIR / self.folder
+        """The entry's folder (config.json, model.safetensors, README.md, style image)."""
+        return self.root / self.folder
+
+    @property
+    def style_image_path(self) -> Path | None:
+        """The style painting shipped with the entry, or None when absent."""
+        path = self.path / self.style_image
+        return path if self.style_image and path.is_file() else None
 
 
-@lru_cache(maxsize=1)
 def load_catalog(path: Path | None = None) -> tuple[CatalogEntry, ...]:
-    """Entries of the catalogue whose folder exists (empty if the file is absent)."""
-    path = path or MODELS_DIR / "catalog.json"
-    if not path.is_file():
+    """Entries of the catalogue whose folder exists (empty if the file is absent or invalid).
+
+    Cached per file and modification time: a catalogue written while the process runs
+    (training finished) or a different ``$FST_MODELS_DIR`` is picked up on the next call.
+    """
+    path = Path(path) if path is not None else models_dir() / "catalog.json"
+    try:
+        stat = path.stat()
+    except OSError:
         return ()
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    entries = tuple(CatalogEntry(**item) for item in raw["models"])
-    return tuple(entry for entry in entries if entry.path.is_dir())
+    return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 def find_entry(name_or_id: str) -> CatalogEntry | None:
@@ -45,3 +71,50 @@ def find_entry(name_or_id: str) -> CatalogEntry | None:
         if name_or_id in (entry.name, entry.folder, entry.hub_id):
             return entry
     return None
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int, size: int) -> tuple[CatalogEntry, ...]:
+    del mtime_ns  # part of the cache key only
+    catalog_file = Path(path)
+    if size > MAX_CATALOG_BYTES:
+        logger.error("%s is larger than %d bytes; ignoring it", path, MAX_CATALOG_BYTES)
+        return ()
+    try:
+        raw = json.loads(catalog_file.read_text(encoding="utf-8"))
+        items = raw["models"]
+        if not isinstance(items, list):
+            raise TypeError("'models' must be a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.error("cannot read the model catalogue %s: %s", path, exc)
+        return ()
+    entries = []
+    for index, item in enumerate(items):
+        try:
+            entry = _entry(item, catalog_file.parent)
+        except (TypeError, ValueError) as exc:
+            logger.error("%s: skipping models[%d]: %s", path, index, exc)
+            continue
+        if entry.path.is_dir():
+            entries.append(entry)
+    return tuple(entries)
+
+
+def _entry(item: object, root: Path) -> CatalogEntry:
+    """Validate one JSON item: known string fields only, a folder inside ``root``."""
+    if not isinstance(item, dict):
+        raise TypeError("an entry must be a JSON object")
+    fields = {f.name for f in dataclasses.fields(CatalogEntry)} - {"root"}
+    unknown = sorted(set(item) - fields)
+    if unknown:
+        logger.warning("catalogue entry %r: ignoring unknown keys %s", item.get("name"), ", ".join(unknown))
+    values = {k: v for k, v in item.items() if k in fields}
+    for key, value in values.items():
+        if not (isinstance(value, str) or (key == "lite" and value is None)):
+            raise TypeError(f"{key} must be a string")
+    entry = CatalogEntry(**values, root=root)
+    if entry.kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {entry.kind!r}")
+    if not entry.folder or not entry.path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"folder {entry.folder!r} is not inside {root}")
+    return entry

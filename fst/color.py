@@ -153,7 +153,8 @@ def split_lab(lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def merge_lab(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Concatenate L (..., 1, H, W) and ab (..., 2, H, W) into Lab (..., 3, H, W)."""
     if lightness.shape[-3] != 1 or ab.shape[-3] != 2:
-        raise ValueError(f"expected L with 1 and ab with 2 channels, got {tuple(lightness.shape)} and {tuple(ab.shape)}")
+        raise ValueError(f"expected L with 1 and ab with 2 channels, "
+                         f"got {tuple(lightness.shape)} and {tuple(ab.shape)}")
     if lightness.shape[-2:] != ab.shape[-2:]:
         raise ValueError(f"L is {tuple(lightness.shape[-2:])} but ab is {tuple(ab.shape[-2:])}; resize ab first")
     return torch.cat((lightness, ab.to(lightness.dtype)), dim=-3)

@@ -7,6 +7,7 @@ they reach the network, and loading is strict. Pickle files are never opened.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -32,6 +33,10 @@ T = TypeVar("T", bound="SafeHubMixin")
 
 #: Seconds to wait for the Hub to answer a metadata request (huggingface_hub's default is 10).
 HUB_TIMEOUT = float(os.environ.get("FST_HUB_TIMEOUT", "5"))
+#: Upper bound on one model download, retries included: huggingface_hub retries a failed
+#: request for ~25 s with back-off, far too long for an interactive app.
+HUB_DEADLINE = float(os.environ.get("FST_HUB_DEADLINE", "60"))
+_DOWNLOADS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fst-hub")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -115,11 +120,14 @@ class SafeHubMixin(ModelHubMixin):
             validate_repo_id(source)
         except HFValidationError:
             raise ModelLoadError(f"{source!r} is neither a model folder nor a valid Hub repo id (user/name)") from None
+        kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download, token=token)
         try:
-            config_path, weights_path, repo_root = _download(
-                source, revision=revision, cache_dir=cache_dir, force_download=force_download,
-                token=token, local_files_only=local_files_only)
+            config_path, weights_path, _ = _download_with_deadline(source, local_files_only=local_files_only, **kwargs)
         except HubError as exc:
+            cached = None if local_files_only or force_download else _cached(source, **kwargs)
+            if cached is not None:
+                logger.warning("Hub unavailable for %s (%s); using the cached copy", source, exc)
+                return cls._load(cached[0], cached[1], device)
             if entry is None:
                 raise
             logger.warning("Hub unavailable for %s (%s); using the embedded copy in %s", source, exc, entry.path)
@@ -175,12 +183,34 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _download_with_deadline(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
+    """``_download`` bounded by HUB_DEADLINE seconds (the worker may finish in the
+    background; the cache is written atomically, so that is harmless)."""
+    future = _DOWNLOADS.submit(_download, repo_id, **kwargs)
+    try:
+        return future.result(timeout=HUB_DEADLINE)
+    except concurrent.futures.TimeoutError:
+        raise HubError(f"the Hub did not answer within {HUB_DEADLINE:.0f} s for {repo_id}; "
+                       "check your connection or try again later") from None
+
+
+def _cached(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path] | None:
+    """The copy of a repo already in the local cache, if complete."""
+    kwargs.pop("force_download", None)
+    try:
+        return _download(repo_id, local_files_only=True, **kwargs)
+    except (HubError, ModelLoadError):
+        return None
+
+
 def _download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
     """Fetch config.json and model.safetensors; map every Hub failure to a clear HubError."""
     try:
         config_path = Path(_hub_file(repo_id, CONFIG_NAME, **kwargs))
         try:
             weights_path = Path(_hub_file(repo_id, WEIGHTS_NAME, **kwargs))
+        except hf_errors.LocalEntryNotFoundError:
+            raise
         except hf_errors.EntryNotFoundError:
             raise ModelLoadError(_missing_weights_message(repo_id, kwargs.get("revision"), kwargs.get("token"))) from None
     except ModelLoadError:
@@ -192,11 +222,11 @@ def _download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
                        "log in with `hf auth login` or pass token=...)") from None
     except hf_errors.RevisionNotFoundError:
         raise HubError(f"revision {kwargs.get('revision')!r} not found in {repo_id}") from None
-    except hf_errors.EntryNotFoundError:
-        raise HubError(f"{repo_id} has no {CONFIG_NAME}; it is not an fst model repository") from None
-    except hf_errors.LocalEntryNotFoundError:
+    except hf_errors.LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: test it first)
         raise HubError(f"cannot reach the Hub and {repo_id} is not in the local cache; "
                        "check your connection (or HF_HUB_OFFLINE)") from None
+    except hf_errors.EntryNotFoundError:
+        raise HubError(f"{repo_id} has no {CONFIG_NAME}; it is not an fst model repository") from None
     except hf_errors.HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         raise HubError(f"the Hub answered HTTP {status} for {repo_id}; try again later") from None

@@ -43,10 +43,11 @@ import os
 import re
 import secrets
 import stat
+import struct
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -72,7 +73,8 @@ IMAGE_EXTENSIONS = (
 """File extensions of the formats read_image decodes (lower case)."""
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray, Any]
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray,
+                    "torch.Tensor"]
 
 _UNLIMITED = sys.maxsize
 _UPLOAD_HINT = "upload a PNG or JPEG image"
@@ -87,7 +89,12 @@ _ORIENTATION_FIX = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Pillow inflates these with hard size limits and fails the whole image when one is
+# too big (e.g. a junk multi-MB ICC profile); their content never reaches our output.
+_PNG_METADATA_CHUNKS = (b"iCCP", b"tEXt", b"zTXt", b"iTXt")
+_ICO_MAGIC = b"\x00\x00\x01\x00"
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIMPLE_TO_RGB_MODES = ("1", "L", "P", "RGBX", "CMYK", "YCbCr", "HSV")
 
 
@@ -315,10 +322,10 @@ def _decode_formats() -> tuple[str, ...]:
 
 
 def _open_bytes(data: bytes, limit: int) -> Image.Image:
-    """Image.open restricted to DECODE_FORMATS; reads the header only."""
-    size = _probe_size(data)
-    if size is not None:  # our limit first, so Pillow's bomb warning/error never fires below it
-        _check_pixels(size, limit)
+    """Image.open restricted to DECODE_FORMATS, after checking the declared size."""
+    if data.startswith(_PNG_SIGNATURE):
+        data = _png_without_metadata(data)
+    _check_header_size(data, limit)
     try:
         image = Image.open(io.BytesIO(data), formats=_decode_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -330,10 +337,51 @@ def _open_bytes(data: bytes, limit: int) -> Image.Image:
         raise InvalidImageError(_corrupt_message(kind, error)) from None
     try:
         _check_pixels(image.size, limit)
+        if image.format == "PNG" and not _png_has_end(data):
+            # Pillow decodes a PNG cut after its last pixel row; the manifest calls that truncated.
+            raise InvalidImageError(_corrupt_message("PNG", ValueError("the file ends before the IEND chunk")))
     except InvalidImageError:
         image.close()
         raise
     return image
+
+
+def _check_header_size(data: bytes, limit: int) -> None:
+    """Our limit first, so Pillow's bomb warning/error never fires below it and nothing is decoded."""
+    if data.startswith(_ICO_MAGIC):  # Pillow decodes an icon while "opening" it
+        for size in _ico_entry_sizes(data):
+            _check_pixels(size, limit)
+        return
+    size = _probe_size(data)
+    if size is not None:
+        _check_pixels(size, limit)
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of each PNG chunk up to IEND; a cut last chunk has end > len(data)."""
+    position = 8
+    while position + 12 <= len(data):
+        kind = data[position + 4:position + 8]
+        end = position + 12 + int.from_bytes(data[position:position + 4], "big")
+        yield kind, position, end
+        if kind == b"IEND":
+            return
+        position = end
+
+
+def _png_without_metadata(data: bytes) -> bytes:
+    """The PNG with its ICC/text chunks removed (other chunks copied verbatim, CRCs stay valid)."""
+    chunks = list(_png_chunks(data))
+    if not any(kind in _PNG_METADATA_CHUNKS for kind, _, _ in chunks):
+        return data
+    kept = [data[start:end] for kind, start, end in chunks if kind not in _PNG_METADATA_CHUNKS]
+    tail = data[chunks[-1][2]:] if chunks[-1][0] != b"IEND" else b""  # keep a cut tail cut
+    return data[:8] + b"".join(kept) + tail
+
+
+def _png_has_end(data: bytes) -> bool:
+    """True when the chunks reach a complete IEND (bytes after it are ignored, never used)."""
+    return any(kind == b"IEND" and end <= len(data) for kind, _, end in _png_chunks(data))
 
 
 def _bomb_message(data: bytes, error: BaseException, limit: int) -> str:
@@ -354,6 +402,8 @@ def _probe_size(data: bytes) -> tuple[int, int] | None:
     """Header size via the plugin class itself (which, unlike Image.open, decodes nothing and checks nothing)."""
     prefix = data[:16]
     for name in _decode_formats():
+        if name == "ICO":  # its _open decodes pixels; icons are checked by _ico_entry_sizes
+            continue
         factory, accept = Image.OPEN[name]
         try:
             accepted = accept(prefix) if accept else True
@@ -364,6 +414,24 @@ def _probe_size(data: bytes) -> tuple[int, int] | None:
         except Exception:  # noqa: BLE001 - only used to word an error message
             continue
     return None
+
+
+def _ico_entry_sizes(data: bytes) -> list[tuple[int, int]]:
+    """Real sizes of the images embedded in an ICO (the directory's 1-byte sizes can lie)."""
+    (count,) = struct.unpack_from("<H", data, 4) if len(data) >= 6 else (0,)
+    sizes = []
+    for index in range(count):
+        entry = 6 + 16 * index
+        if entry + 16 > len(data):
+            break
+        offset = struct.unpack_from("<I", data, entry + 12)[0]
+        embedded = data[offset:offset + 24]
+        if embedded.startswith(_PNG_SIGNATURE) and len(embedded) >= 24:
+            sizes.append(struct.unpack_from(">II", embedded, 16))
+        elif len(embedded) >= 12:  # BITMAPINFOHEADER: height counts the XOR and AND masks
+            width, height = struct.unpack_from("<ii", embedded, 4)
+            sizes.append((max(abs(width), 1), max(abs(height) // 2, 1)))
+    return sizes
 
 
 def _normalize(image: Image.Image, limit: int) -> Image.Image:
@@ -436,7 +504,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _has_alpha(image: Image.Image) -> bool:
-    if image.mode in _ALPHA_MODES or image.mode == "La" or "transparency" in image.info:
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
         return True
     palette = getattr(image, "palette", None) if image.mode == "P" else None
     return palette is not None and palette.mode == "RGBA"
@@ -448,27 +516,9 @@ def _flatten_alpha(rgba: Image.Image) -> Image.Image:
 
 
 def _verify_file(path: Path, limit: int) -> None:
-    """Header + Image.verify() without decoding pixels (for scanning training folders)."""
-    try:
-        info = path.stat()
-    except (OSError, ValueError) as error:
-        raise InvalidImageError(f"cannot read image file {_show(path)}: {_detail(error)}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise InvalidImageError(f"{_show(path)} is not a regular file")
-    if info.st_size == 0:
-        raise InvalidImageError(f"the file is empty (0 bytes); {_UPLOAD_HINT}")
-    with open(path, "rb") as file:
-        try:
-            image = Image.open(file, formats=_decode_formats())
-        except UnidentifiedImageError:
-            file.seek(0)
-            raise InvalidImageError(_describe_unidentified(file.read(4096))) from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            file.seek(0)
-            raise InvalidImageError(_bomb_message(file.read(1 << 16), error, limit)) from None
-        with image:
-            _check_pixels(image.size, limit)
-            image.verify()
+    """Header, size limit and Image.verify() without decoding pixels (for scanning training folders)."""
+    with _open_bytes(_read_source_bytes(path), limit) as image:
+        image.verify()
 
 
 # --------------------------------------------------------------------------- messages
@@ -515,9 +565,9 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 def _sniff_image_format(data: bytes) -> str | None:
     """Name of a format we decode, from its signature (for error messages)."""
     for magic, name in _DECODABLE_MAGIC:
-        if data.startswith(magic):
+        if data.startswith(magic) or (len(data) >= 2 and magic.startswith(data)):  # or cut inside the magic
             return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if data[:4] == b"RIFF" and (data[8:12] == b"WEBP" or len(data) < 12):
         return "WebP"
     if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
         return "AVIF"
@@ -600,7 +650,7 @@ def _looks_like_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as error:
-        if error.start < len(head) - 3:  # tolerate a multi-byte character cut at the end
+        if error.reason != "unexpected end of data":  # only tolerate a character cut at the end
             return False
     controls = sum(1 for byte in head if byte < 32 and byte not in b"\t\n\r\f\b\x1b")
     return controls * 100 <= len(head)

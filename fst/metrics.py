@@ -46,7 +46,8 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     _check_pair(prediction, target)
     if min(prediction.shape[-2:]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(prediction.shape[-2:])}")
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, "
+                         f"got {tuple(prediction.shape[-2:])}")
     similarity = kornia_ssim(prediction.double(), target.double(), SSIM_WINDOW, max_val=1.0, eps=0.0, padding="valid")
     return similarity.flatten(1).mean(dim=1)
 

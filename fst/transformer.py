@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import BaseConfig, check_choice, check_int, check_optional_str
@@ -28,6 +29,11 @@ class TransformerConfig(BaseConfig):
 
     Widths are ``channels``, ``2*channels`` and ``4*channels``; ``outer_kernel_size``
     is the kernel of the first and last convolution (9 in the paper).
+    ``residual_block`` is ``standard`` (two 3x3 convolutions, the paper) or
+    ``depthwise`` (each 3x3 convolution depthwise-separable: ~8x fewer FLOPs).
+    ``space_to_depth`` 2 runs the whole network at half resolution: the input is
+    rearranged into 4x the channels (pixel unshuffle) and the output back (pixel
+    shuffle). The defaults reproduce the paper's structure and tensor names.
     ``style_name``, ``arch``, ``loss_network`` and ``training`` are descriptive metadata.
     """
 
@@ -40,6 +46,8 @@ class TransformerConfig(BaseConfig):
     num_res_blocks: int = 5
     outer_kernel_size: int = 9
     upsample_mode: str = "nearest"
+    residual_block: str = "standard"
+    space_to_depth: int = 1
     arch: str | None = None
     style_name: str | None = None
     loss_network: str | None = None
@@ -55,6 +63,8 @@ class TransformerConfig(BaseConfig):
         if self.outer_kernel_size % 2 == 0:
             raise ConfigError(f"outer_kernel_size must be odd, got {self.outer_kernel_size}")
         check_choice("upsample_mode", self.upsample_mode, ("nearest", "bilinear"))
+        check_choice("residual_block", self.residual_block, ("standard", "depthwise"))
+        check_int("space_to_depth", self.space_to_depth, 1, 2)
         for name in ("arch", "style_name", "loss_network"):
             check_optional_str(name, getattr(self, name))
         if self.training is not None and not isinstance(self.training, dict):
@@ -68,11 +78,16 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     # Real-time CPU variant: half the widths (1/4 of the FLOPs in the residual
     # trunk), 3 residual blocks and 5x5 outer kernels. See BENCHMARKS.md.
     "johnson-lite": dict(channels=16, num_res_blocks=3, outer_kernel_size=5),
+    # Webcam variant: johnson-lite's widths run at half resolution (space-to-depth 2),
+    # depthwise-separable residual blocks and 3x3 outer kernels: ~1/9 of johnson-lite's
+    # FLOPs. See BENCHMARKS.md for its speed and the quality measurements.
+    "johnson-rt": dict(channels=16, num_res_blocks=3, outer_kernel_size=3, residual_block="depthwise",
+                       space_to_depth=2),
 }
 
 
 def config_for_arch(arch: str, **overrides: Any) -> TransformerConfig:
-    """The config of a named variant (``johnson``, ``johnson-lite``), with overrides."""
+    """The config of a named variant (``johnson``, ``johnson-lite``, ``johnson-rt``), with overrides."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     return TransformerConfig(arch=arch, **{**ARCHITECTURES[arch], **overrides})
@@ -113,6 +128,73 @@ def norm_stats(mode: str, store: dict) -> Iterator[dict]:
         _NORM_STATS.reset(token)
 
 
+@dataclasses.dataclass(frozen=True)
+class FastPath:
+    """Inference-only rewrites of the same computation (see :func:`fast_inference`).
+
+    ``subpixel_upsampling``: nearest x2 upsampling + reflection pad + 3x3 conv equals
+    four 2x2 convolutions at the low resolution on a replicate-padded input (one per
+    output phase, with summed kernel taps): 2.25x fewer MACs and no upsampled copy.
+    ``winograd``: stride-1 convolutions on CPU use NNPACK's Winograd/FFT kernels
+    (fp32; differences from the direct convolution are ~1e-5 relative).
+    ``inplace``: ReLU and the residual sum reuse their input buffers.
+    """
+
+    subpixel_upsampling: bool = True
+    winograd: bool = True
+    inplace: bool = True
+
+
+_FAST_PATH: contextvars.ContextVar[FastPath | None] = contextvars.ContextVar("fst_fast_path", default=None)
+
+
+@contextlib.contextmanager
+def fast_inference(options: FastPath | None = FastPath()) -> Iterator[None]:
+    """Within this block (this thread only, no autograd), TransformerNets use ``options``.
+
+    Outputs equal the plain forward within float rounding (tests/test_optimizations.py);
+    ``None`` selects the plain forward.
+    """
+    token = _FAST_PATH.set(options)
+    try:
+        yield
+    finally:
+        _FAST_PATH.reset(token)
+
+
+_NNPACK_OK: bool | None = None
+
+
+def _nnpack_ok() -> bool:
+    global _NNPACK_OK
+    if _NNPACK_OK is None:  # _nnpack_available() also initialises NNPACK: call it once first
+        try:
+            _NNPACK_OK = bool(torch._nnpack_available())
+        except (AttributeError, RuntimeError):
+            _NNPACK_OK = False
+    return _NNPACK_OK
+
+
+def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor | None = None,
+          bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv`` (unpadded) on x, through NNPACK when the fast path asks for it and it applies."""
+    weight = conv.weight if weight is None else weight
+    bias = conv.bias if bias is None else bias
+    fast = _FAST_PATH.get()
+    if (fast is not None and fast.winograd and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and conv.stride == (1, 1) and conv.groups == 1
+            and conv.dilation == (1, 1) and conv.padding == (0, 0) and max(weight.shape[-2:]) > 1
+            and x.is_contiguous() and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            and bias is not None and _nnpack_ok()):
+        return torch._nnpack_spatial_convolution(x, weight, bias, [0, 0])
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    fast = _FAST_PATH.get()
+    return torch.relu_(x) if fast is not None and fast.inplace else torch.relu(x)
+
+
 class ConvLayer(nn.Module):
     """Reflection padding followed by a convolution (keeps borders artifact-free)."""
 
@@ -122,21 +204,39 @@ class ConvLayer(nn.Module):
         self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2d(self.pad(x))
+        return _conv(self.conv2d, self.pad(x))
+
+
+class SeparableConvLayer(nn.Module):
+    """Reflection padding, a depthwise kxk convolution, then a pointwise 1x1 one (MobileNet)."""
+
+    def __init__(self, channels: int, kernel_size: int = 3):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.depthwise = nn.Conv2d(channels, channels, kernel_size, groups=channels, bias=False)
+        self.pointwise = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(self.pad(x)))
 
 
 class ResidualBlock(nn.Module):
-    """Two 3x3 conv + instance norm layers with an identity shortcut (He et al.)."""
+    """Two 3x3 conv + instance norm layers with an identity shortcut (He et al.);
+    ``depthwise`` makes both convolutions depthwise-separable."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, depthwise: bool = False):
         super().__init__()
-        self.conv1 = ConvLayer(channels, channels, 3)
+        layer = (lambda: SeparableConvLayer(channels, 3)) if depthwise else (lambda: ConvLayer(channels, channels, 3))
+        self.conv1 = layer()
         self.in1 = InstanceNorm2d(channels, affine=True)
-        self.conv2 = ConvLayer(channels, channels, 3)
+        self.conv2 = layer()
         self.in2 = InstanceNorm2d(channels, affine=True)
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fast = _FAST_PATH.get()
+        if fast is not None and fast.inplace:
+            return self.in2(self.conv2(torch.relu_(self.in1(self.conv1(x))))).add_(x)
         y = self.relu(self.in1(self.conv1(x)))
         return x + self.in2(self.conv2(y))
 
@@ -151,21 +251,38 @@ class TransformerNet(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
-        c, k = config.channels, config.outer_kernel_size
-        self.conv1 = ConvLayer(config.in_channels, c, k)
+        c, k, s = config.channels, config.outer_kernel_size, config.space_to_depth
+        self.conv1 = ConvLayer(config.in_channels * s * s, c, k)
         self.in1 = InstanceNorm2d(c, affine=True)
         self.conv2 = ConvLayer(c, 2 * c, 3, stride=2)
         self.in2 = InstanceNorm2d(2 * c, affine=True)
         self.conv3 = ConvLayer(2 * c, 4 * c, 3, stride=2)
         self.in3 = InstanceNorm2d(4 * c, affine=True)
         for index in range(1, config.num_res_blocks + 1):
-            self.add_module(f"res{index}", ResidualBlock(4 * c))
+            self.add_module(f"res{index}", ResidualBlock(4 * c, depthwise=config.residual_block == "depthwise"))
         self.deconv1 = _Upsample(4 * c, 2 * c, 3, config.upsample_mode)
         self.in4 = InstanceNorm2d(2 * c, affine=True)
         self.deconv2 = _Upsample(2 * c, c, 3, config.upsample_mode)
         self.in5 = InstanceNorm2d(c, affine=True)
-        self.deconv3 = ConvLayer(c, config.out_channels, k)
+        self.deconv3 = ConvLayer(c, config.out_channels * s * s, k)
         self.relu = nn.ReLU()
+
+    @property
+    def total_stride(self) -> int:
+        """Input sides are padded to a multiple of this (two stride-2 stages x space_to_depth)."""
+        return 4 * self.config.space_to_depth
+
+    @property
+    def receptive_radius(self) -> int:
+        """How far (in input pixels) an output pixel sees: tiles need at least this margin."""
+        cfg = self.config
+        scale = cfg.space_to_depth
+        radius = (cfg.outer_kernel_size // 2) * scale + scale - 1
+        radius += scale + 2 * scale                          # conv2 (at 1x), conv3 (at 2x)
+        scale *= 4
+        radius += 2 * cfg.num_res_blocks * scale             # two 3x3 convolutions per block
+        radius += scale // 2 + scale // 4                    # the two upsampling convolutions
+        return radius + (cfg.outer_kernel_size // 2) * (scale // 4)
 
     @property
     def res_blocks(self) -> list[ResidualBlock]:
@@ -173,17 +290,24 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        pad_h, pad_w = (-height) % 4, (-width) % 4
+        stride, s2d = self.total_stride, self.config.space_to_depth
+        # A multiple of the stride, and at least 2x2 at the bottleneck (instance norm needs it).
+        pad_h, pad_w = max((-height) % stride, 2 * stride - height), max((-width) % stride, 2 * stride - width)
         if pad_h or pad_w:
             x = _pad_reflect_or_replicate(x, pad_w, pad_h)
-        y = self.relu(self.in1(self.conv1(x)))
-        y = self.relu(self.in2(self.conv2(y)))
-        y = self.relu(self.in3(self.conv3(y)))
+        if s2d > 1:
+            x = F.pixel_unshuffle(x, s2d)
+        y = _relu(self.in1(self.conv1(x)))
+        y = _relu(self.in2(self.conv2(y)))
+        y = _relu(self.in3(self.conv3(y)))
         for block in self.res_blocks:
             y = block(y)
-        y = self.relu(self.in4(self.deconv1(y)))
-        y = self.relu(self.in5(self.deconv2(y)))
-        y = torch.sigmoid(self.deconv3(y))
+        y = _relu(self.in4(self.deconv1(y)))
+        y = _relu(self.in5(self.deconv2(y)))
+        y = self.deconv3(y)
+        if s2d > 1:
+            y = F.pixel_shuffle(y, s2d)
+        y = torch.sigmoid(y)
         return y[..., :height, :width]
 
 
@@ -197,8 +321,47 @@ class _Upsample(nn.Module):
         self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fast = _FAST_PATH.get()
+        if (fast is not None and fast.subpixel_upsampling and self.mode == "nearest"
+                and self.conv2d.kernel_size == (3, 3) and min(x.shape[-2:]) > 1):
+            return self._subpixel(x)
         x = nn.functional.interpolate(x, scale_factor=2, mode=self.mode)
-        return self.conv2d(self.pad(x))
+        return _conv(self.conv2d, self.pad(x))
+
+    def _subpixel(self, x: torch.Tensor) -> torch.Tensor:
+        """The same result as forward, computed at the low resolution (see FastPath).
+
+        Row 2i of the upsampled, reflection-padded image's 3x3 conv reads input rows
+        (i-1, i, i) with taps (w0, w1, w2), row 2i+1 reads (i, i, i+1): two 2-tap
+        kernels (w0, w1+w2) and (w0+w1, w2) on the replicate-padded input. Same for columns.
+        """
+        weight, bias = self._phase_weights(x.dtype)
+        channels = weight.shape[0] // 4
+        y = _conv(self.conv2d, F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias)  # (B, 4C, H+1, W+1)
+        phases = [y[:, (2 * a + b) * channels:(2 * a + b + 1) * channels,
+                    a:y.shape[2] - 1 + a, b:y.shape[3] - 1 + b] for a in (0, 1) for b in (0, 1)]
+        batch, _, height, width = phases[0].shape
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # export-friendly: no index_put
+            out = torch.stack(phases, 2).view(batch, channels, 2, 2, height, width).permute(0, 1, 4, 2, 5, 3)
+            return out.reshape(batch, channels, 2 * height, 2 * width)
+        out = y.new_empty(batch, channels, height, 2, width, 2)
+        for index, phase in enumerate(phases):
+            out[:, :, :, index // 2, :, index % 2] = phase
+        return out.view(batch, channels, 2 * height, 2 * width)
+
+    def _phase_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        weight, bias = self.conv2d.weight, self.conv2d.bias
+        key = (weight._version, bias._version, weight.data_ptr(), bias.data_ptr(), weight.device, dtype)
+        cached = getattr(self, "_phase_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            # taps[a] maps the 3 original taps to the 2 taps of output phase a.
+            taps = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])
+            phase = torch.einsum("art,bsu,oitu->aboirs", taps, taps, weight)
+            result = (phase.reshape(-1, weight.shape[1], 2, 2).to(dtype).contiguous(), bias.repeat(4).to(dtype))
+        self._phase_cache = (key, result)
+        return result
 
 
 def _pad_reflect_or_replicate(x: torch.Tensor, pad_w: int, pad_h: int) -> torch.Tensor:

@@ -173,9 +173,11 @@ class _HubError(Exception):
     """An error answer as the Hub sends it: a status, an ``X-Error-Code`` and a message."""
 
     def __init__(
-        self, status: int, message: str, error_code: str | None = None, headers: Mapping[str, str] | None = None
+        self, status: int, message: str, error_code: str | None = None, headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        self.extra = dict(extra or {})
         self.status = status
         self.message = message
         self.error_code = error_code
@@ -187,7 +189,7 @@ class _HubError(Exception):
         headers["X-Error-Message"] = self.message.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
         if self.error_code:
             headers["X-Error-Code"] = self.error_code
-        return _Response(self.status, headers, json.dumps({"error": self.message}).encode())
+        return _Response(self.status, headers, json.dumps({"error": self.message, **self.extra}).encode())
 
 
 @dataclass
@@ -360,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the request log replaces stderr noise
 
 
@@ -974,7 +976,9 @@ class HubServer:
         with self._lock:
             if (repo_type, repo_id) in self._repos:
                 # Must not contain "another conflicting operation is in progress": the client retries that forever.
-                raise _HubError(409, f"You already created this {repo_type} repo", headers={}) from None
+                # The Hub's 409 body carries the repo url: create_repo(exist_ok=True) reads it.
+                raise _HubError(409, f"You already created this {repo_type} repo", headers={},
+                                extra={"url": url}) from None
             self.create_repo(repo_id, private=private, repo_type=repo_type)
             return _json({"url": url, "name": repo_id, "id": self._repos[(repo_type, repo_id)].object_id})
 
@@ -1228,7 +1232,7 @@ class HubServer:
         if actual != oid:
             raise _HubError(400, f"Content sha256 {actual} does not match {oid}")
         self._store_object(req.body)
-        return _Response(200, {"ETag": f'"{hashlib.md5(req.body).hexdigest()}"'})  # noqa: S324 - S3-style etag
+        return _Response(200, {"ETag": f'"{hashlib.md5(req.body).hexdigest()}"'})  # an S3-style ETag
 
     def _lfs_verify(self, req: _Request, repo_type: str, repo_id: str) -> _Response:
         payload = req.json() or {}

@@ -128,3 +128,50 @@ def test_luminance_transfer_is_differentiable():
     luminance_transfer(content, styled).mean().backward()
     assert torch.isfinite(styled.grad).all() and styled.grad.abs().sum() > 0
     assert torch.isfinite(content.grad).all()
+
+
+# ----------------------------------------------------------------- fst.metrics (colour quality measures)
+from fst import metrics  # noqa: E402
+
+
+def test_psnr_and_ssim_of_identical_and_different_images():
+    image = torch.rand(2, 3, 16, 16)
+    assert torch.isinf(metrics.psnr(image, image)).all()
+    torch.testing.assert_close(metrics.ssim(image, image), torch.ones(2, dtype=torch.float64))
+    noisy = (image + 0.1).clamp(0, 1)
+    expected = 10 * torch.log10(1 / (noisy - image).double().pow(2).flatten(1).mean(1))
+    torch.testing.assert_close(metrics.psnr(noisy, image), expected)
+    assert (metrics.ssim(noisy, image) < 1).all()
+    half = torch.full((1, 3, 12, 12), 0.5)
+    assert metrics.psnr(half, torch.zeros_like(half)).item() == pytest.approx(6.0206, abs=1e-4)  # 10 log10(4)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        metrics.ssim(image[..., :8, :8], image[..., :8, :8])
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.psnr(image, image[:1])
+
+
+def test_colorfulness_known_values():
+    gray = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8)
+    assert metrics.colorfulness(gray).item() == pytest.approx(0.0, abs=1e-9)
+    red = torch.zeros(1, 3, 8, 8)
+    red[:, 0] = 1.0
+    # flat pure red: rg = 255, yb = 127.5, no spread -> 0.3 * sqrt(255^2 + 127.5^2)
+    assert metrics.colorfulness(red).item() == pytest.approx(0.3 * (255**2 + 127.5**2) ** 0.5)
+    saturated = torch.rand(1, 3, 8, 8)
+    assert metrics.colorfulness(saturated).item() > metrics.colorfulness(metrics.gray_baseline(saturated)).item() + 10
+
+
+def test_ab_mse_and_baselines():
+    image = torch.rand(2, 3, 12, 12, dtype=torch.float64) * 0.8 + 0.1
+    assert metrics.ab_mse(image, image).max().item() == pytest.approx(0.0, abs=1e-18)
+    gray = metrics.gray_baseline(image)
+    gray_lab = rgb_to_lab(gray)
+    assert gray_lab[:, 1:].abs().max() < 1e-6  # neutral
+    torch.testing.assert_close(gray_lab[:, :1], rgb_to_gray_l(image), atol=1e-6, rtol=0)  # same lightness
+    torch.testing.assert_close(metrics.ab_mse(gray, image), rgb_to_lab(image)[:, 1:].pow(2).flatten(1).mean(1))
+    mean = metrics.mean_ab([image])
+    torch.testing.assert_close(mean, rgb_to_lab(image)[:, 1:].mean(dim=(0, 2, 3)))
+    tinted = metrics.mean_ab_baseline(image, mean)
+    tinted_lab = rgb_to_lab(tinted)
+    torch.testing.assert_close(tinted_lab[:, :1], rgb_to_gray_l(image), atol=1e-3, rtol=0)
+    assert metrics.ab_mse(tinted, image).mean() <= metrics.ab_mse(gray, image).mean()  # the mean is the MSE optimum

@@ -1,0 +1,293 @@
+"""fast-style: the Gradio app. UI wiring only; the logic lives in ``fst/app_backend.py``.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--models-dir models/] [--no-hub]
+
+Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (as on HF
+Spaces), the models folder from ``FST_MODELS_DIR``. Serving limits: see
+``fst.app_backend.AppSettings``.
+
+API (``gradio_client``), both returning the path of a PNG file:
+
+* ``/stylize``: ``image`` (file), ``style`` (catalogue name such as ``starry_night`` or a
+  Hub repo id such as ``user/vangogh``), ``strength`` (0..1), ``max_side`` (longer side
+  of the output in px; larger photos are downscaled), ``preserve_colors`` (bool).
+* ``/colorize``: ``image`` (file), ``recolor`` (bool: replace the colours of a colour
+  photo), ``then_style`` (style to apply afterwards, ``""`` for none), ``strength`` (0..1).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+try:  # HF Spaces ZeroGPU: runs decorated functions on a GPU; a no-op elsewhere
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn: Callable) -> Callable:
+        """Stand-in for ``spaces.GPU`` when the ``spaces`` package is absent."""
+        return fn
+
+import gradio as gr
+
+from fst.app_backend import (AppBackend, AppSettings, ModelRegistry, StyleOption, configure_torch,
+                             user_message)
+from fst.hub import resolve_device
+from fst.errors import FstError
+from fst.paths import MODELS_DIR_ENV
+
+logger = logging.getLogger("fst.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = sorted(str(p) for p in (ROOT / "docs" / "examples").glob("*.jpg"))
+NO_STYLE = ("(none)", "")
+
+STYLIZE_DOC = ("Stylize a photo. Parameters: image (file), style (catalogue name such as 'starry_night', "
+               "or a Hub repo id 'user/name'), strength (0..1), max_side (longer side of the output in px; "
+               "larger photos are downscaled), preserve_colors (bool). Returns a PNG.")
+COLORIZE_DOC = ("Colorize a black-and-white photo at full resolution. Parameters: image (file), recolor "
+                "(bool: replace the colours of a colour photo), then_style (style to apply afterwards, '' for "
+                "none), strength (0..1, of that style). Returns a PNG.")
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Show fst's messages as gr.Error; log anything unexpected and show a generic message."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never a raw traceback in the page
+            if not isinstance(exc, FstError):
+                logger.exception("request failed")
+            raise gr.Error(user_message(exc), print_exception=False) from None
+    return wrapper
+
+
+def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
+    """Adapt gr.Progress to the backend's ``progress(fraction, text)``."""
+    return lambda fraction, text: progress(fraction, desc=text)
+
+
+def style_choices(options: Sequence[StyleOption]) -> list[tuple[str, str]]:
+    """(label, key) pairs for the style dropdowns."""
+    return [(option.label, option.key) for option in options]
+
+
+def gallery_items(options: Sequence[StyleOption]) -> tuple[list, list[str]]:
+    """Gallery thumbnails with captions, and the style key of each gallery position."""
+    shown = [o for o in options if o.thumbnail is not None]
+    return [(o.thumbnail, o.label) for o in shown], [o.key for o in shown]
+
+
+def colorizer_notice(backend: AppBackend) -> str:
+    """A warning while no colorizer is installed, else an empty string."""
+    if backend.registry.colorizer_entry() is not None:
+        return ""
+    return ("**No trained colorizer is installed yet.** This tab will work once a colorizer "
+            "(catalogue entry of kind `colorizer`) is published; the other tabs work now.")
+
+
+def build_demo(backend: AppBackend) -> gr.Blocks:
+    """The three tabs (image, webcam, colorize) wired to ``backend``."""
+    registry, settings = backend.registry, backend.settings
+    options = registry.styles()
+    choices = style_choices(options)
+    default_style = choices[0][1] if choices else None
+    thumbs, thumb_keys = gallery_items(options)
+    gpu_device = backend.device.type == "cuda"
+
+    # ------------------------------------------------------------------ handlers
+    @gpu
+    @user_errors
+    def stylize(image, style, strength, max_side, preserve_colors, progress=gr.Progress()):
+        result = backend.stylize(image, style, strength, max_side, preserve_colors,
+                                 progress=progress_callback(progress))
+        for note in result.notes:
+            gr.Info(note)
+        return result.after, (result.before, result.after)
+
+    @gpu
+    @user_errors
+    def colorize(image, recolor, then_style, strength, progress=gr.Progress()):
+        result = backend.colorize(image, recolor, then_style or None, strength,
+                                  progress=progress_callback(progress))
+        for note in result.notes:
+            gr.Info(note)
+        return result.after, (result.before, result.after)
+
+    @gpu
+    @user_errors
+    def webcam(frame, style, strength, resolution, blend, network, session):
+        styled, session = backend.webcam_frame(frame, style, strength, resolution, blend, network, session)
+        return (gr.skip() if styled is None else styled), session.summary(), session
+
+    @user_errors
+    def show_model(style, progress=gr.Progress()):
+        if not style:
+            return ""
+        registry.load_style(style, progress=progress_callback(progress))
+        return registry.model_info(style)
+
+    @user_errors
+    def load_repo(repo_id, progress=gr.Progress()):
+        repo_id = (repo_id or "").strip()
+        registry.load_style(repo_id, progress=progress_callback(progress))
+        gr.Info(f"Loaded {repo_id}")
+        new_choices = style_choices(registry.styles())
+        return (gr.update(choices=new_choices, value=repo_id), gr.update(choices=new_choices),
+                gr.update(choices=[NO_STYLE, *new_choices]))
+
+    def refresh():
+        registry.hub_done.wait(timeout=3)   # give Hub discovery a moment on the first page load
+        current = registry.styles()
+        items, keys = gallery_items(current)
+        new_choices = style_choices(current)
+        return (items, keys, gr.update(choices=new_choices), gr.update(choices=new_choices),
+                gr.update(choices=[NO_STYLE, *new_choices]), colorizer_notice(backend))
+
+    def pick_style(keys: list[str], evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else -1
+        return keys[index] if 0 <= index < len(keys) else gr.skip()
+
+    # ------------------------------------------------------------------ layout
+    with gr.Blocks(title="fast-style: neural style transfer and colorization") as demo:
+        gr.Markdown("# fast-style\nFeed-forward neural style transfer (Johnson et al. 2016) and automatic "
+                    "colorization (Iizuka et al. 2016). Pick a painting, upload a photo, or turn on your webcam.")
+        keys_state = gr.State(thumb_keys)
+        with gr.Tab("Image", id="image"):
+            with gr.Row():
+                with gr.Column():
+                    image_in = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"],
+                                        elem_id="image-input")
+                    if EXAMPLES:
+                        gr.Examples(EXAMPLES, inputs=image_in, label="Example photos")
+                    strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength",
+                                         info="0 keeps the photo, 1 applies the full style")
+                    max_side = gr.Slider(128, settings.max_side, value=min(1024, settings.max_side), step=64,
+                                         label="Output size (longer side, px)",
+                                         info="Larger photos are downscaled to this size; "
+                                              "big outputs are processed in tiles.")
+                    preserve = gr.Checkbox(label="Preserve original colours", value=False)
+                    run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
+                with gr.Column():
+                    gallery = gr.Gallery(thumbs, label="Style: click a painting", columns=4, height=300,
+                                         allow_preview=False, object_fit="cover", elem_id="style-gallery")
+                    style = gr.Dropdown(choices, value=default_style, label="Style", elem_id="style-dropdown",
+                                        allow_custom_value=True)
+                    with gr.Accordion("Load any style network from the Hub", open=False):
+                        repo_box = gr.Textbox(label="Hub repo id", placeholder="user/vangogh", max_length=96)
+                        load = gr.Button("Load from the Hub")
+                    model_info = gr.Markdown(elem_id="model-info")
+            with gr.Row():
+                result = gr.Image(label="Result", format="png", interactive=False, elem_id="image-result",
+                                  buttons=["download", "fullscreen"])
+                compare = gr.ImageSlider(label="Before / after", interactive=False, format="png")
+            pair = gr.State()
+
+        with gr.Tab("Webcam", id="webcam"):
+            gr.Markdown(f"Live style transfer of your camera. Each session streams for up to "
+                        f"{settings.webcam_seconds} s (press record again to continue); at most "
+                        f"{settings.webcam_sessions} streams run at once.")
+            with gr.Row():
+                cam = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy",
+                               elem_id="webcam-input")
+                cam_out = gr.Image(label="Styled", streaming=True, interactive=False, elem_id="webcam-output")
+            with gr.Row():
+                cam_style = gr.Dropdown(choices, value=default_style, label="Style", elem_id="webcam-style")
+                cam_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
+                cam_resolution = gr.Slider(128, 1024, value=512 if gpu_device else 256, step=32,
+                                           label="Processing resolution (longer side, px)")
+            with gr.Row():
+                cam_network = gr.Radio(["auto", "lite", "full"], value="auto", label="Network",
+                                       info="auto: the lite network on CPU, the full one on GPU")
+                cam_blend = gr.Slider(0, 0.9, value=0.3, step=0.05, label="Temporal smoothing",
+                                      info="Blend with the previous styled frame to reduce flicker (0 = off)")
+            cam_stats = gr.Markdown("Press record to start.", elem_id="webcam-stats")
+            session = gr.State()
+
+        with gr.Tab("Colorize", id="colorize"):
+            notice = gr.Markdown(colorizer_notice(backend), elem_id="colorizer-notice")
+            with gr.Row():
+                with gr.Column():
+                    col_in = gr.Image(label="Black-and-white photo", type="filepath",
+                                      sources=["upload", "clipboard"], elem_id="colorize-input")
+                    recolor = gr.Checkbox(label="Recolor a colour photo (replace its colours)", value=False)
+                    then_style = gr.Dropdown([NO_STYLE, *choices], value="", label="Then stylize with",
+                                             allow_custom_value=True)
+                    col_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength")
+                    col_run = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+                with gr.Column():
+                    col_out = gr.Image(label="Colorized (full resolution)", format="png", interactive=False,
+                                       elem_id="colorize-result", buttons=["download", "fullscreen"])
+                    col_compare = gr.ImageSlider(label="Before / after", interactive=False, format="png")
+            col_pair = gr.State()
+
+        gr.Markdown(backend.footer(), elem_id="footer")
+
+        # -------------------------------------------------------------- events
+        # preprocess=False: uploads reach fst.imageio undecoded (Gradio would open them with PIL first).
+        run.click(stylize, [image_in, style, strength, max_side, preserve], [result, pair],
+                  api_name="stylize", api_description=STYLIZE_DOC, preprocess=False, concurrency_id="compute"
+                  ).success(lambda p: p, pair, compare, api_visibility="private", queue=False)
+        col_run.click(colorize, [col_in, recolor, then_style, col_strength], [col_out, col_pair],
+                      api_name="colorize", api_description=COLORIZE_DOC, preprocess=False,
+                      concurrency_id="compute"
+                      ).success(lambda p: p, col_pair, col_compare, api_visibility="private", queue=False)
+        cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, session],
+                   [cam_out, cam_stats, session], stream_every=0.1 if gpu_device else 0.2,
+                   time_limit=settings.webcam_seconds, concurrency_limit=settings.webcam_sessions,
+                   concurrency_id="webcam", preprocess=False, show_progress="hidden", api_visibility="private")
+        gallery.select(pick_style, keys_state, style, api_visibility="private", queue=False)
+        style.change(show_model, style, model_info, api_visibility="private")
+        load.click(load_repo, repo_box, [style, cam_style, then_style], api_visibility="private")
+        repo_box.submit(load_repo, repo_box, [style, cam_style, then_style], api_visibility="private")
+        demo.load(refresh, None, [gallery, keys_state, style, cam_style, then_style, notice],
+                  api_visibility="private")
+        if default_style:
+            demo.load(show_model, style, model_info, api_visibility="private")
+    return demo
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; defaults from the environment (GRADIO_SERVER_NAME/PORT, FST_MODELS_DIR)."""
+    parser = argparse.ArgumentParser(description="fast-style Gradio app")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="interface to listen on (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help=f"folder with catalog.json and the embedded networks (default: ${MODELS_DIR_ENV} "
+                             "or models/)")
+    parser.add_argument("--no-hub", action="store_true", help="do not list style networks found on the Hub")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the backend, warm it up, and serve the app."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.models_dir is not None:
+        os.environ[MODELS_DIR_ENV] = str(args.models_dir.expanduser().resolve())
+    device = resolve_device(None)
+    configure_torch(device)
+    settings = AppSettings.from_env(device)
+    backend = AppBackend(ModelRegistry(device, cache_size=settings.cache_size), settings)
+    if not args.no_hub:
+        backend.registry.start_hub_discovery()
+    else:
+        backend.registry.hub_done.set()
+    backend.warm_up()
+    demo = build_demo(backend)
+    demo.queue(default_concurrency_limit=backend.settings.concurrency, max_size=backend.settings.queue_size)
+    demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False,
+                max_file_size="50mb", footer_links=["api", "gradio"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
