@@ -178,7 +178,8 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                     run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
                 with gr.Column():
                     gallery = gr.Gallery(thumbs, label="Style: click a painting", columns=4, height=300,
-                                         allow_preview=False, object_fit="cover", elem_id="style-gallery")
+                                         allow_preview=False, object_fit="cover", buttons=[],
+                                         elem_id="style-gallery")
                     style = gr.Dropdown(choices, value=default_style, label="Style", elem_id="style-dropdown",
                                         allow_custom_value=True)
                     with gr.Accordion("Load any style network from the Hub", open=False):
@@ -214,6 +215,8 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
         with gr.Tab("Colorize", id="colorize"):
             notice = gr.Markdown(colorizer_notice(backend), elem_id="colorizer-notice")
+            gr.Markdown(f"Upload a black-and-white or faded photo: it is colorized at full resolution "
+                        f"(photos above {settings.colorize_max_pixels / 1e6:g} Mpx are downscaled first).")
             with gr.Row():
                 with gr.Column():
                     col_in = gr.Image(label="Black-and-white photo", type="filepath",
@@ -241,7 +244,7 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                       concurrency_id="compute"
                       ).success(lambda p: p, col_pair, col_compare, api_visibility="private", queue=False)
         cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, session],
-                   [cam_out, cam_stats, session], stream_every=0.1 if gpu_device else 0.2,
+                   [cam_out, cam_stats, session], stream_every=0.05 if gpu_device else 0.1,
                    time_limit=settings.webcam_seconds, concurrency_limit=settings.webcam_sessions,
                    concurrency_id="webcam", preprocess=False, show_progress="hidden", api_visibility="private")
         gallery.select(pick_style, keys_state, style, api_visibility="private", queue=False)
@@ -249,7 +252,7 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
         load.click(load_repo, repo_box, [style, cam_style, then_style], api_visibility="private")
         repo_box.submit(load_repo, repo_box, [style, cam_style, then_style], api_visibility="private")
         demo.load(refresh, None, [gallery, keys_state, style, cam_style, then_style, notice],
-                  api_visibility="private")
+                  api_visibility="private", show_progress="hidden")
         if default_style:
             demo.load(show_model, style, model_info, api_visibility="private")
     return demo
@@ -265,7 +268,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"folder with catalog.json and the embedded networks (default: ${MODELS_DIR_ENV} "
                              "or models/)")
     parser.add_argument("--no-hub", action="store_true", help="do not list style networks found on the Hub")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.models_dir is not None and not args.models_dir.expanduser().is_dir():
+        parser.error(f"--models-dir {args.models_dir} is not a folder")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -278,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_torch(device)
     settings = AppSettings.from_env(device)
     backend = AppBackend(ModelRegistry(device, cache_size=settings.cache_size), settings)
+    if not backend.registry.catalogue_styles():
+        logger.warning("no embedded styles in %s (catalog.json missing or empty): only Hub networks are offered",
+                       os.environ.get(MODELS_DIR_ENV) or "models/")
     if not args.no_hub:
         backend.registry.start_hub_discovery()
     else:

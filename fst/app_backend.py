@@ -50,7 +50,6 @@ THUMBNAIL_SIDE = 256
 MAX_THUMBNAIL_BYTES = 4 << 20          # a Hub repo's style.jpg is fetched only below this size
 MAX_THUMBNAIL_PIXELS = 25_000_000
 MAX_DATA_URL_CHARS = (imageio.MAX_FILE_BYTES * 4) // 3 + 1024
-COLORIZE_MAX_PIXELS = 16_000_000       # colorized at full resolution up to this (4000x4000)
 TILE = 1024                            # stylize outputs with a side above TILE_ABOVE in tiles of this size
 TILE_ABOVE = 1280
 MAX_CUSTOM_MODELS = 16                 # user-pasted repo ids remembered for the style lists
@@ -101,6 +100,7 @@ class AppSettings:
     webcam_seconds: int       # streaming time per session [FST_WEBCAM_SECONDS]
     max_side: int             # largest output side offered by the size slider [FST_MAX_SIDE]
     cache_size: int           # networks kept in memory [FST_MODEL_CACHE]
+    colorize_max_pixels: int = 16_000_000   # colorized at full resolution up to this [FST_COLORIZE_MAX_PIXELS]
 
     @classmethod
     def from_env(cls, device: torch.device) -> "AppSettings":
@@ -112,21 +112,30 @@ class AppSettings:
             webcam_seconds=_env_int("FST_WEBCAM_SECONDS", 120, low=5),
             max_side=_env_int("FST_MAX_SIDE", 4096 if gpu else 2048, low=64),
             cache_size=_env_int("FST_MODEL_CACHE", 8),
+            colorize_max_pixels=_env_int("FST_COLORIZE_MAX_PIXELS", 16_000_000, low=65_536),
         )
 
 
-def configure_torch(device: torch.device) -> None:
-    """On CPU leave one core to the web server when there are more than two."""
+def configure_torch(device: torch.device) -> int:
+    """On CPU, leave one core to the web server (``$FST_TORCH_THREADS`` overrides); returns the thread count.
+
+    With two cores this means one torch thread: measured on a loaded 2-core machine, a second
+    thread that has to wait for the busy core makes each frame 20x slower, not 2x faster.
+    """
+    if device.type != "cpu":
+        return torch.get_num_threads()
     cores = os.cpu_count() or 1
-    if device.type == "cpu" and cores > 2:
-        torch.set_num_threads(cores - 1)
+    threads = _env_int("FST_TORCH_THREADS", max(1, cores - 1))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def device_summary(device: torch.device) -> str:
     """One line for the footer, e.g. ``NVIDIA H100 (CUDA, fp16)`` or ``CPU (15 threads)``."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, fp16, channels_last)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
 
 
 # --------------------------------------------------------------------------- cache
@@ -420,8 +429,8 @@ class ModelRegistry:
         params = sum(p.numel() for p in model.parameters())
         rows = [
             ("Style", config.style_name or (entry.display_name if entry else source)),
-            ("Network", f"{config.arch or 'custom'}: {config.channels} channels, "
-                        f"{config.num_res_blocks} residual blocks, {params / 1e6:.2f} M parameters"),
+            ("Network", f"{config.arch or 'custom'}: {config.channels} channels, {config.num_res_blocks} "
+                        f"residual block{'s' if config.num_res_blocks != 1 else ''}, {params / 1e6:.2f} M parameters"),
             ("Source", f"embedded copy of {entry.hub_id}" if entry else f"Hub repo {source}"),
         ]
         card = self._card(source, entry)
@@ -595,10 +604,12 @@ class WebcamSession:
     last_frame_at: float | None = None
     previous: np.ndarray | None = dataclasses.field(default=None, repr=False)
     previous_style: str | None = None
+    network: str = ""   # the network that styled the last frame, e.g. "starry_night_lite"
 
     def summary(self) -> str:
-        """E.g. ``12.3 fps · 41 ms per frame · 250 frames``."""
+        """E.g. ``starry_night_lite · 12.3 fps · 41 ms per frame · 250 frames``."""
         text = f"{self.fps:.1f} fps · {self.latency_ms:.0f} ms per frame · {self.frames} frames"
+        text = f"{self.network} · {text}" if self.network else text
         return text + (f" · {self.skipped} skipped" if self.skipped else "")
 
 
@@ -640,11 +651,12 @@ class AppBackend:
         style_model = self.registry.load_style(then_style, progress=progress) if then_style else None
         picture = decode_upload(image)
         notes = []
-        if picture.width * picture.height > COLORIZE_MAX_PIXELS:
+        limit = self.settings.colorize_max_pixels
+        if picture.width * picture.height > limit:
             original = f"{picture.width}x{picture.height}"
-            picture = downscale_to_pixels(picture, COLORIZE_MAX_PIXELS)
+            picture = downscale_to_pixels(picture, limit)
             notes.append(f"Downscaled from {original} to {picture.width}x{picture.height} "
-                         f"(the limit is {COLORIZE_MAX_PIXELS // 1_000_000} Mpx).")
+                         f"(the limit is {limit / 1e6:g} Mpx).")
         source = np.asarray(picture)
         if not recolor and not is_monochrome(source):
             raise AppError("This photo already has colours. Tick “Recolor a colour photo” to replace them "
@@ -678,7 +690,8 @@ class AppBackend:
         strength = _number("strength", strength, 0.0, 1.0)
         resolution = _integer("resolution", resolution, 64, self.settings.max_side)
         blend = _number("smoothing", blend, 0.0, 0.95)
-        model = self.registry.load_style(style, variant=self.webcam_network(network))
+        variant = self.webcam_network(network)
+        model = self.registry.load_style(style, variant=variant)
         try:
             content = np.asarray(downscale(decode_upload(frame), resolution))
         except FstError as exc:
@@ -690,6 +703,7 @@ class AppBackend:
         previous = session.previous if session.previous_style == key else None
         styled = temporal_blend(styled, previous, blend)
         session.previous, session.previous_style = styled, key
+        session.network = self.registry.resolve_style(style, variant)[0]
         now = time.perf_counter()
         latency = (now - started) * 1000
         session.latency_ms = latency if session.frames == 0 else 0.8 * session.latency_ms + 0.2 * latency

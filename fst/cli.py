@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.handler(args)
-    except FstError as exc:
+    except (FstError, ValueError) as exc:  # ValueError: an out-of-range option value
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from .hub import SafeHubMixin, resolve_device
 from .inference import (as_input, check_optional_size, check_unit_interval, inference_context,
                         pad_to_min_side, resize_max_side)
 from .tiling import tiled_apply
-from .transformer import TransformerConfig, TransformerNet
+from .transformer import FastPath, TransformerConfig, TransformerNet, fast_inference
 
 MIN_SIDE = 16                     # smaller inputs are padded up to this and cropped back
 AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bounded memory)
@@ -35,6 +35,8 @@ class FastStyle(
     """
 
     config_class = TransformerConfig
+    #: CPU inference rewrites (``fst.transformer.FastPath``); None runs the plain forward.
+    fast_path = FastPath()
 
     def __init__(self, config: TransformerConfig | Mapping[str, Any] | None = None, **fields: Any):
         super().__init__()
@@ -109,7 +111,8 @@ class FastStyle(
         padded = padded.to(device)
         if device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
-        with inference_context(device):
+        # On CPU: exact rewrites (sub-pixel upsampling, Winograd convs; see BENCHMARKS.md).
+        with inference_context(device), fast_inference(None if device.type == "cuda" else self.fast_path):
             out = self.net(padded)
         out = out[..., :height, :width].float()
         if not torch.isfinite(out).all():

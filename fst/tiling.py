@@ -17,7 +17,7 @@ from .inference import Finisher
 from .transformer import norm_stats
 
 STATS_MAX_SIDE = 1024   # statistics are computed on the image downscaled to this size
-ALIGN = 4               # total stride of the TransformerNet
+ALIGN = 4               # default total stride (TransformerNet.total_stride)
 
 
 def record_stats(net: nn.Module, x: torch.Tensor, run) -> dict:
@@ -44,8 +44,11 @@ def tiled_apply(
 ) -> torch.Tensor:
     """Apply ``finish(content, run(content))`` tile by tile to x (1x3xHxW on CPU)."""
     height, width = x.shape[-2:]
-    tile = max(ALIGN * 8, tile - tile % ALIGN)
-    margin = margin - margin % ALIGN
+    align = getattr(net, "total_stride", ALIGN)
+    tile = max(align * 8, tile - tile % align)
+    # The margin must cover the receptive field for interiors to match the untiled result.
+    margin = max(margin, getattr(net, "receptive_radius", 0))
+    margin += (-margin) % align
     stats = record_stats(net, x, run)
     out = torch.zeros_like(x)  # zeros, not empty: blending multiplies the old content
     with norm_stats("frozen", stats):

@@ -351,7 +351,8 @@ class _Upsample(nn.Module):
 
     def _phase_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         weight, bias = self.conv2d.weight, self.conv2d.bias
-        key = (weight._version, bias._version, weight.data_ptr(), bias.data_ptr(), weight.device, dtype)
+        versions = (-1, -1) if weight.is_inference() else (weight._version, bias._version)  # no counter there
+        key = (*versions, weight.data_ptr(), bias.data_ptr(), weight.device, dtype)
         cached = getattr(self, "_phase_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]

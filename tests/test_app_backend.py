@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from app_helpers import HUB_STYLE_ID, make_models_dir, seed_hub_style
@@ -22,6 +23,15 @@ from fst.temporal import flicker, noisy_static_frames, smoothed, temporal_blend
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiger.jpg"
 SETTINGS = AppSettings(concurrency=1, queue_size=4, webcam_sessions=1, webcam_seconds=10, max_side=1024,
                        cache_size=4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One thread: much faster than two on a 2-core machine that is busy with other work."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +241,32 @@ def test_colorize(backend, bad_inputs):
     assert recolored.after.shape == (320, 480, 3)
 
 
+def test_colorize_bounds_the_resolution(models, monkeypatch):
+    monkeypatch.setenv("FST_MODELS_DIR", str(models))
+    settings = AppSettings(**{**SETTINGS.__dict__, "colorize_max_pixels": 120 * 80})
+    result = AppBackend(ModelRegistry("cpu"), settings).colorize(str(EXAMPLE), recolor=True)
+    assert result.after.shape == (80, 120, 3) and "Downscaled from 480x320 to 120x80" in result.notes[0]
+
+
+def test_monochrome_detection_accepts_sepia():
+    gray = np.asarray(Image.open(EXAMPLE).convert("L"), dtype=np.float32)[..., None]
+    sepia = np.clip(gray * np.array([1.07, 0.74, 0.43]), 0, 255).astype(np.uint8)
+    assert is_monochrome(sepia) and is_monochrome(np.repeat(gray, 3, 2).astype(np.uint8))
+    assert not is_monochrome(np.asarray(Image.open(EXAMPLE)))
+
+
+def test_device_dependent_defaults(backend, monkeypatch):
+    gpu = AppSettings.from_env(torch.device("cuda"))
+    cpu = AppSettings.from_env(torch.device("cpu"))
+    assert gpu.concurrency > cpu.concurrency and gpu.max_side > cpu.max_side
+    monkeypatch.setenv("FST_CONCURRENCY", "3")
+    assert AppSettings.from_env(torch.device("cpu")).concurrency == 3
+    monkeypatch.setattr(backend, "device", torch.device("cuda"))
+    assert backend.webcam_network("auto") == "full" and backend.webcam_network("lite") == "lite"
+    with pytest.raises(AppError, match="network must be one of auto, lite, full"):
+        backend.webcam_network("huge")
+
+
 def test_colorize_without_a_colorizer_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("FST_MODELS_DIR", str(make_models_dir(tmp_path / "m", colorizer=False)))
     backend = AppBackend(ModelRegistry("cpu"), SETTINGS)
@@ -256,7 +292,7 @@ def test_webcam_frames_skip_bad_ones_and_keep_stats(backend, bad_inputs):
                                             0.0, "full", session)
         assert out.shape == (48, 64, 3)
     assert session.frames == 7 and session.skipped == 2 and session.fps > 0 and session.latency_ms > 0
-    assert "fps" in session.summary() and "2 skipped" in session.summary()
+    assert session.summary().startswith("great_wave · ") and "2 skipped" in session.summary()
 
 
 def test_temporal_blend_reduces_flicker(backend):

@@ -16,11 +16,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -33,7 +32,7 @@ from fst.errors import DataError, FstError  # noqa: E402
 
 logger = logging.getLogger("fst.train")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_EXTENSIONS = imageio.IMAGE_EXTENSIONS
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "fst_train_state.json"
 
@@ -238,7 +237,7 @@ def save_grid(rows: Sequence[Sequence[torch.Tensor]], path: Path) -> Path:
     grid = torch.cat(row_images, dim=1)
     array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return imageio.save_image(array, path)
+    return imageio.save_image(array, path, quality=85)
 
 
 # ----------------------------------------------------------------------- checkpoints
@@ -336,15 +335,42 @@ def make_accelerator(args: argparse.Namespace, tracker_project: str):
     if accelerator.is_main_process:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         if args.report_to != "none":
-            accelerator.init_trackers(tracker_project, config=_jsonable(vars(args)))
+            accelerator.init_trackers(tracker_project, config={k: v for k, v in jsonable(vars(args)).items() if not isinstance(v, list)})
     return accelerator
 
 
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in values.items()}
+def jsonable(value: Any) -> Any:
+    """``value`` with Paths and other objects turned into strings, recursively (for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
-LossFn = Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+DATA_TERMS = {
+    "imagenet_sample": "ImageNet terms of access (non-commercial research/educational use)",
+    "bsds500": "BSDS500: UC Berkeley, research and educational (non-commercial) use",
+}
+
+
+def data_terms(data: Path) -> str:
+    found = [terms for key, terms in DATA_TERMS.items() if any(key in p.name for p in [data, *data.iterdir()])]
+    return "; ".join(found) or "see the terms of the training photos' source"
+
+
+def datasets_of(data: Path) -> list[str]:
+    names = [p.name for p in [data, *data.iterdir()] if p.name in DATA_TERMS]
+    return names or [data.name]
+
+
+def hardware_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+LossFn = Callable[[dict[str, Any], torch.nn.Module], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def train_loop(
@@ -389,7 +415,7 @@ def train_loop(
         batches = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
         for batch in batches:
             with accelerator.accumulate(model):
-                loss, terms = compute_loss(batch)
+                loss, terms = compute_loss(batch, model)  # the prepared (e.g. DDP-wrapped) model
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -447,23 +473,3 @@ def publish(folder: Path, repo_id: str, *, private: bool = False, token: str | N
         raise FstError(f"upload to {repo_id} failed ({type(exc).__name__}: {str(exc)[:200]}). The model is saved "
                        f"in {folder}; retry with: python -m train.publish {folder} --hub_model_id {repo_id}") from None
     return str(url)
-
-
-def copy_into(source: Path, folder: Path, name: str) -> None:
-    """Copy a file into the model folder under ``name`` (e.g. the style image)."""
-    shutil.copyfile(source, folder / name)
-
-
-def iter_batches(tensors: Iterable[torch.Tensor], size: int) -> Iterable[torch.Tensor]:
-    batch: list[torch.Tensor] = []
-    for tensor in tensors:
-        batch.append(tensor)
-        if len(batch) == size:
-            yield torch.cat(batch)
-            batch = []
-    if batch:
-        yield torch.cat(batch)
-
-
-def interpolate_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

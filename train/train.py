@@ -9,7 +9,6 @@ Runs unchanged on CPU, one GPU, several GPUs (DDP) or nodes: see `accelerate con
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -20,17 +19,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train import common  # noqa: E402
-from fst import FastStyle, config_for_arch  # noqa: E402
+from fst import FastStyle, config_for_arch, imageio  # noqa: E402
 from fst.errors import FstError  # noqa: E402
 from fst.losses import DEFAULT_STYLE_LAYERS, LossWeights, PerceptualLoss  # noqa: E402
 from fst.transformer import ARCHITECTURES  # noqa: E402
 from fst.vgg import LAYER_NAMES, describe, load_vgg16, weights_path  # noqa: E402
-
-DATA_TERMS = {
-    "imagenet_sample": "ImageNet terms of access (non-commercial research/educational use)",
-    "bsds500": "BSDS500: UC Berkeley, research and educational (non-commercial) use",
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -77,8 +70,7 @@ def train(args: argparse.Namespace) -> int:
     style_tensor = torch.from_numpy(__import__("numpy").asarray(style_image).copy()).permute(2, 0, 1)[None]
     criterion = PerceptualLoss(vgg, style_tensor.float().div(255).to(device), weights).to(device)
 
-    hyper = {k: (v if isinstance(v, (int, float, str, bool, list)) or v is None else str(v))
-             for k, v in vars(args).items() if k not in ("hub_token", "config")}
+    hyper = common.jsonable({k: v for k, v in vars(args).items() if k not in ("hub_token", "config")})
     model = FastStyle(config_for_arch(args.arch, style_name=style_name, loss_network=loss_network, training=hyper))
     if args.compile:
         model.net = torch.compile(model.net)
@@ -87,9 +79,9 @@ def train(args: argparse.Namespace) -> int:
     validation = common.validation_images(args.validation_images, None) or \
         [dataset[i]["image"][None] for i in range(min(4, len(dataset)))]
 
-    def compute_loss(batch):
+    def compute_loss(batch, prepared_model):
         content = batch["image"]
-        terms = criterion(model(content), content)
+        terms = criterion(prepared_model(content), content)
         return terms.total, {"loss": terms.total, "content": terms.content, "style": terms.style, "tv": terms.tv}
 
     def sample_grid(step: int) -> Path:
@@ -110,27 +102,25 @@ def train(args: argparse.Namespace) -> int:
 def finish(args, model: FastStyle, state, style_image, style_name: str, loss_network: str,
            num_images: int, sample_grid, weights: LossWeights) -> None:
     """Write the Hub-ready folder (weights, config, card, style image, samples); push it."""
-    import shutil
-
     model.eval()
     if hasattr(model.net, "_orig_mod"):
         model.net = model.net._orig_mod
     folder = args.output_dir
     grid = sample_grid(state.step)
-    shutil.copyfile(grid, folder / "samples.jpg")
+    imageio.save_image(imageio.read_image(grid), folder / "samples.jpg", quality=85)
     style_image.save(folder / "style.jpg", quality=92)
     card = dict(
         license=args.license, title=f"{style_name}: fast style transfer", style_name=style_name,
         style_image="style.jpg", sample_image="samples.jpg", repo_id=args.hub_model_id or str(folder),
         arch=args.arch, num_parameters=sum(p.numel() for p in model.parameters()),
-        data_description=f"{num_images} photos from `{args.data}`", data_terms=data_terms(args.data),
-        datasets=datasets_of(args.data), style_source=str(args.style), loss_network=loss_network,
+        data_description=f"{num_images} photos from `{args.data}`", data_terms=common.data_terms(args.data),
+        datasets=common.datasets_of(args.data), style_source=str(args.style), loss_network=loss_network,
         hyperparameters={"batch_size": args.batch_size, "image_size": args.image_size, "lr": args.lr,
                          "content_weight": weights.content_weight, "style_weight": weights.style_weight,
                          "tv_weight": weights.tv_weight, "content_layer": weights.content_layer,
                          "style_layers": list(weights.style_layers), "style_size": args.style_size,
                          "seed": args.seed, "mixed_precision": str(args.mixed_precision or "no")},
-        steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=hardware_name(),
+        steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=common.hardware_name(),
         final_losses=state.last_losses, quality=None, speed=speed_line(model), num_images=num_images,
     )
     model.save_pretrained(folder, model_card_kwargs=card)
@@ -140,22 +130,6 @@ def finish(args, model: FastStyle, state, style_image, style_name: str, loss_net
         print(f"published to {url}")
 
 
-def data_terms(data: Path) -> str:
-    found = [terms for key, terms in DATA_TERMS.items() if any(key in p.name for p in [data, *data.iterdir()])]
-    return "; ".join(found) or "see the terms of the training photos' source"
-
-
-def datasets_of(data: Path) -> list[str]:
-    names = [p.name for p in [data, *data.iterdir()] if p.name in DATA_TERMS]
-    return names or [data.name]
-
-
-def hardware_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def speed_line(model: FastStyle, size: int = 512) -> str:
     x = torch.rand(1, 3, size, size)
     timings = []
@@ -163,7 +137,7 @@ def speed_line(model: FastStyle, size: int = 512) -> str:
         start = time.perf_counter()
         model.stylize(x)
         timings.append(time.perf_counter() - start)
-    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {hardware_name()} "
+    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {common.hardware_name()} "
             f"(torch {torch.__version__}, eager fp32).")
 
 

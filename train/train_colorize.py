@@ -29,7 +29,6 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train import common  # noqa: E402
-from train.train import data_terms, datasets_of, hardware_name  # noqa: E402
 from fst import imageio, metrics  # noqa: E402
 from fst.color import rgb_to_lab, rgb_to_lab_np, split_lab  # noqa: E402
 from fst.colorizer import ARCHITECTURES, Colorizer, config_for_arch, normalize_ab, normalize_lightness  # noqa: E402
@@ -212,7 +211,7 @@ def train(args: argparse.Namespace) -> int:
     hyper.update(mean_ab=[round(v, 4) for v in mean_ab.tolist()], labels_from=label_source)
     overrides = {"width": args.width} if args.width is not None else {}
     model = Colorizer(config_for_arch(args.arch, num_classes=num_classes, max_side=args.max_side,
-                                      dataset=", ".join(datasets_of(args.data)), training=hyper, **overrides))
+                                      dataset=", ".join(common.datasets_of(args.data)), training=hyper, **overrides))
     if args.compile:
         model.net = torch.compile(model.net)
     optimizer = (torch.optim.Adadelta(model.parameters(), lr=args.lr, rho=0.95) if args.optimizer == "adadelta"
@@ -222,8 +221,8 @@ def train(args: argparse.Namespace) -> int:
                                           count=max(args.num_validation, 1)) \
         or [dataset[i]["image"][None] for i in range(min(4, len(dataset)))]
 
-    def compute_loss(batch: dict[str, Any]):
-        return colorization_loss(model, batch["image"], batch["label"], args.classification_weight)
+    def compute_loss(batch: dict[str, Any], prepared_model: torch.nn.Module):
+        return colorization_loss(prepared_model, batch["image"], batch["label"], args.classification_weight)
 
     def sample_grid(step: int) -> Path:
         net = accelerator.unwrap_model(model)
@@ -231,7 +230,7 @@ def train(args: argparse.Namespace) -> int:
         gray = [grayscale(image) for image in validation]
         outputs = [net.colorize(image) for image in validation]
         net.train()
-        return common.save_grid([validation, gray, outputs], args.output_dir / "samples" / f"step-{step:06d}.jpg")
+        return common.save_grid([validation, gray, outputs], args.output_dir / "samples" / f"step-{step:06d}.png")
 
     state = common.train_loop(args, accelerator, model, optimizer, dataset, compute_loss, sample_grid)
     if accelerator.is_main_process:
@@ -293,7 +292,7 @@ def speed_line(model: Colorizer, size: int = 512) -> str:
         start = time.perf_counter()
         model.colorize(image)
         timings.append(time.perf_counter() - start)
-    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {hardware_name()} "
+    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {common.hardware_name()} "
             f"(torch {torch.__version__}, eager, batch norm not folded).")
 
 
@@ -310,12 +309,12 @@ def finish(args, model: Colorizer, state, validation: Sequence[torch.Tensor], me
         sample_image="samples.jpg", repo_id=args.hub_model_id or str(folder), arch=args.arch,
         width=model.config.width, num_classes=model.config.num_classes, label_source=label_source,
         num_parameters=sum(p.numel() for p in model.parameters()),
-        data_description=f"{num_images} colour photos from `{args.data}`", data_terms=data_terms(args.data),
-        datasets=datasets_of(args.data), mean_ab=[round(v, 2) for v in mean_ab.tolist()],
+        data_description=f"{num_images} colour photos from `{args.data}`", data_terms=common.data_terms(args.data),
+        datasets=common.datasets_of(args.data), mean_ab=[round(v, 2) for v in mean_ab.tolist()],
         hyperparameters={"optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
                          "image_size": args.image_size, "classification_weight": args.classification_weight,
                          "seed": args.seed, "mixed_precision": str(args.mixed_precision or "no")},
-        steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=hardware_name(),
+        steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=common.hardware_name(),
         final_losses=state.last_losses, quality=quality_table(evaluate(model, validation, mean_ab), len(validation)),
         speed=speed_line(model), max_side=model.config.max_side, num_images=num_images,
     )

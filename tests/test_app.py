@@ -1,0 +1,129 @@
+"""The app in a subprocess, called through its API with gradio_client: /stylize and /colorize."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_helpers import HUB_STYLE_ID, shared_app
+from fst.app_backend import is_monochrome
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+
+
+@pytest.fixture(scope="module")
+def app(hub, tmp_path_factory):
+    return shared_app(hub, tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def gray_photo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("inputs") / "old_photo.png"
+    Image.open(EXAMPLES / "horses.jpg").convert("L").save(path)
+    return path
+
+
+def _predict(client, *args, api_name: str):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(args[0])), *args[1:], api_name=api_name)
+
+
+def _error(client, *args, api_name: str) -> str:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as info:
+        _predict(client, *args, api_name=api_name)
+    return str(info.value)
+
+
+def test_only_the_documented_endpoints_are_public(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert sorted(api["named_endpoints"]) == ["/colorize", "/stylize"]
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/stylize"]["parameters"]]
+    assert params == ["image", "style", "strength", "max_side", "preserve_colors"]
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/colorize"]["parameters"]]
+    assert params == ["image", "recolor", "then_style", "strength"]
+
+
+@pytest.mark.parametrize("style", ["starry_night", HUB_STYLE_ID])
+def test_stylize(client, style):
+    source = EXAMPLES / "tiger.jpg"
+    out = Path(_predict(client, source, style, 1.0, 256, False, api_name="/stylize"))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert result.shape == (171, 256, 3)
+    expected = np.asarray(Image.open(source).resize((256, 171)))
+    assert np.abs(result.astype(int) - expected.astype(int)).mean() > 5
+
+
+def test_stylize_preserving_colours_keeps_the_hue(client):
+    out = _predict(client, EXAMPLES / "castle.jpg", "great_wave", 1.0, 128, True, api_name="/stylize")
+    result = np.asarray(Image.open(out).convert("RGB")).astype(float)
+    source = np.asarray(Image.open(EXAMPLES / "castle.jpg").resize((85, 128))).astype(float)
+    assert result.shape == source.shape
+    # blue sky stays blue: the mean colour balance is the photo's
+    assert np.sign(result[..., 2].mean() - result[..., 0].mean()) == np.sign(source[..., 2].mean() - source[..., 0].mean())
+
+
+def test_colorize_full_resolution_then_stylize(client, gray_photo):
+    out = _predict(client, gray_photo, False, "", 1.0, api_name="/colorize")
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert result.shape == (320, 480, 3) and not is_monochrome(result)
+    styled = _predict(client, gray_photo, False, "great_wave", 0.7, api_name="/colorize")
+    assert np.asarray(Image.open(styled)).shape == (320, 480, 3)
+
+
+def test_polyglot_output_is_reencoded(client, bad_inputs):
+    out = Path(_predict(client, bad_inputs / "images" / "polyglot_png_zip.png", "starry_night", 1.0, 512, False,
+                        api_name="/stylize"))
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG") and b"PK\x03\x04" not in data and b"<script" not in data
+
+
+@pytest.mark.parametrize("name, api, expected", [
+    ("script.svg", "/stylize", "unsupported format: SVG"),
+    ("zero_byte.jpg", "/stylize", "empty"),
+    ("truncated.jpg", "/colorize", "truncated"),
+    ("text_renamed.jpg", "/stylize", "text"),
+    ("decompression_bomb_40000x40000.png", "/colorize", "image too large (40000x40000"),
+])
+def test_bad_uploads_give_clear_errors(client, bad_inputs, name, api, expected):
+    args = ("starry_night", 1.0, 512, False) if api == "/stylize" else (False, "", 1.0)
+    assert expected in _error(client, bad_inputs / "images" / name, *args, api_name=api)
+
+
+def test_bad_requests_give_clear_errors(client, app):
+    photo = EXAMPLES / "tiger.jpg"
+    assert "'nobody/missing' not found on the Hub" in _error(client, photo, "nobody/missing", 1.0, 256, False,
+                                                             api_name="/stylize")
+    assert "use the form user/name" in _error(client, photo, "../../etc", 1.0, 256, False, api_name="/stylize")
+    assert "strength must be a number between 0 and 1" in _error(client, photo, "starry_night", 7, 256, False,
+                                                                 api_name="/stylize")
+    assert "already has colours" in _error(client, photo, False, "", 1.0, api_name="/colorize")
+    assert "Traceback" not in app.log()   # user errors are messages, not logged tracebacks
+
+
+def test_server_files_cannot_be_passed_as_uploads(app):
+    """Gradio refuses file payloads outside its upload folder (we rely on that with preprocess=False)."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, "starry_night",
+                                1.0, 256, False]}).encode()
+    request = urllib.request.Request(app.url + "gradio_api/call/stylize", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        event = json.load(answer)["event_id"]
+    with urllib.request.urlopen(f"{app.url}gradio_api/call/stylize/{event}", timeout=30) as answer:
+        stream = answer.read().decode()
+    assert "event: error" in stream and "root:" not in stream and "image.png" not in stream

@@ -1,0 +1,221 @@
+"""Every kept speed optimisation gives the eager fp32 output within a stated tolerance.
+
+Tolerances (outputs are in [0, 1]):
+* sub-pixel upsampling rewrite (exact algebra, float rounding only): 1e-5;
+* NNPACK Winograd/FFT convolutions (fp32): 1e-4;
+* ONNX Runtime (same graph, different kernels): 1e-4;
+* tiled inference keeps its own test (tests/test_faststyle.py, 2e-3).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fst import ARCHITECTURES, FastStyle, TransformerNet, config_for_arch
+from fst.transformer import FastPath, fast_inference, norm_stats
+
+SUBPIXEL_TOL = 1e-5
+WINOGRAD_TOL = 1e-4
+ONNX_TOL = 1e-4
+
+
+def _randomised(arch: str, seed: int = 0) -> TransformerNet:
+    """A network with non-trivial norm affine parameters (the defaults are 1 and 0)."""
+    torch.manual_seed(seed)
+    net = TransformerNet(config_for_arch(arch)).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.InstanceNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return net
+
+
+def _image(height: int, width: int, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, max(2, height // 8), max(2, width // 8), generator=generator)
+    return torch.nn.functional.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("size", [(64, 64), (37, 53), (96, 130)])
+def test_fast_path_matches_eager(arch, size):
+    net = _randomised(arch)
+    x = _image(*size)
+    with torch.inference_mode():
+        eager = net(x)
+        with fast_inference(FastPath(winograd=False)):
+            subpixel = net(x)
+        with fast_inference():
+            fast = net(x)
+    assert subpixel.shape == eager.shape == fast.shape
+    assert (subpixel - eager).abs().max() < SUBPIXEL_TOL
+    assert (fast - eager).abs().max() < WINOGRAD_TOL
+
+
+def test_subpixel_upsampling_is_exact_for_a_single_layer():
+    torch.manual_seed(3)
+    net = _randomised("johnson-lite")
+    layer = net.deconv1
+    x = torch.randn(2, layer.conv2d.in_channels, 9, 14)
+    with torch.inference_mode():
+        plain = layer(x)
+        with fast_inference(FastPath(winograd=False, inplace=False)):
+            rewritten = layer(x)
+    assert rewritten.shape == plain.shape == (2, layer.conv2d.out_channels, 18, 28)
+    assert (rewritten - plain).abs().max() < 1e-5
+
+
+def test_fast_path_tracks_weight_updates():
+    net = _randomised("johnson-lite")
+    x = _image(48, 48)
+    with torch.inference_mode(), fast_inference():
+        before = net(x)
+    with torch.no_grad():
+        net.deconv1.conv2d.weight.add_(torch.randn_like(net.deconv1.conv2d.weight))  # rebuild cached kernels
+    with torch.inference_mode():
+        eager = net(x)
+        with fast_inference():
+            after = net(x)
+    assert (after - before).abs().max() > 1e-3
+    assert (after - eager).abs().max() < WINOGRAD_TOL
+
+
+def test_fast_path_keeps_norm_stats_record_and_frozen_modes():
+    net = _randomised("johnson")
+    x = _image(80, 96)
+    store: dict = {}
+    with torch.inference_mode():
+        with norm_stats("record", store):
+            recorded = net(x)
+        fast_store: dict = {}
+        with fast_inference(), norm_stats("record", fast_store):
+            fast_recorded = net(x)
+        with fast_inference(), norm_stats("frozen", fast_store):
+            frozen = net(x)
+    assert store.keys() == fast_store.keys()
+    for key, (mean, var) in store.items():
+        assert torch.allclose(mean, fast_store[key][0], atol=1e-4)
+        assert torch.allclose(var, fast_store[key][1], rtol=1e-3, atol=1e-5)
+    assert (fast_recorded - recorded).abs().max() < WINOGRAD_TOL
+    assert (frozen - recorded).abs().max() < 1e-3
+
+
+def test_fast_path_is_not_used_with_autograd():
+    net = _randomised("johnson-lite").train()
+    x = _image(32, 32).requires_grad_(True)
+    with fast_inference():
+        out = net(x)
+    out.mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_faststyle_cpu_stylize_equals_plain_forward():
+    torch.manual_seed(0)
+    model = FastStyle(config_for_arch("johnson-lite")).eval()
+    x = _image(45, 61)
+    fast = model.stylize(x)
+    model.fast_path = None
+    try:
+        plain = model.stylize(x)
+    finally:
+        del model.fast_path  # back to the class default
+    assert (fast - plain).abs().max() < WINOGRAD_TOL
+
+
+@pytest.mark.parametrize("arch", ["johnson", "johnson-rt"])
+def test_tiled_fast_path_matches_untiled(arch):
+    torch.manual_seed(2)
+    model = FastStyle(config_for_arch(arch)).eval()
+    x = _image(200, 260)
+    whole = model.stylize(x)
+    tiled = model.stylize(x, tile=96)
+    assert (whole - tiled).abs().max() < 2e-3
+
+
+def test_existing_variants_keep_their_structure_and_tensor_names():
+    lite = TransformerNet(config_for_arch("johnson-lite"))
+    assert lite.config.residual_block == "standard" and lite.config.space_to_depth == 1
+    assert sum(p.numel() for p in lite.parameters()) == 271_299
+    assert "res3.conv2.conv2d.weight" in lite.state_dict()
+    assert TransformerNet(config_for_arch("johnson")).state_dict()["conv1.conv2d.weight"].shape == (32, 3, 9, 9)
+
+
+def test_old_config_json_without_new_fields_loads(tmp_path):
+    torch.manual_seed(0)
+    model = FastStyle(config_for_arch("johnson-lite")).eval()
+    model.save_pretrained(tmp_path / "m")
+    import json
+
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config.pop("residual_block", None)
+    config.pop("space_to_depth", None)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = FastStyle.from_pretrained(tmp_path / "m")
+    x = _image(40, 40)
+    assert torch.equal(loaded.stylize(x), model.stylize(x))
+
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+@pytest.mark.parametrize("arch", ["johnson-lite", "johnson-rt"])
+def test_onnx_stylizer_matches_pytorch(arch, tmp_path):
+    from fst.onnx_backend import OnnxStylizer, export_onnx
+
+    torch.manual_seed(0)
+    model = FastStyle(config_for_arch(arch)).eval()
+    path = export_onnx(model, tmp_path / "m.onnx")
+    stylizer = OnnxStylizer(path, threads=1)
+    for size in [(64, 64), (37, 53), (5, 200), (1, 1)]:
+        x = _image(*size)
+        with torch.inference_mode():
+            expected = model.net(torch.nn.functional.pad(x, (0, max(0, 16 - size[1]), 0, max(0, 16 - size[0])),
+                                                         mode="replicate"))[..., :size[0], :size[1]]
+        assert (stylizer.run(x) - expected).abs().max() < ONNX_TOL, size
+
+
+def test_onnx_stylizer_has_stylize_semantics(tmp_path):
+    from fst.onnx_backend import OnnxStylizer
+
+    torch.manual_seed(0)
+    model = FastStyle(config_for_arch("johnson-lite")).eval()
+    stylizer = OnnxStylizer.from_model(model, cache=tmp_path)
+    array = (np.random.default_rng(0).random((37, 53, 3)) * 255).astype(np.uint8)
+    out = stylizer.stylize(array)
+    assert isinstance(out, np.ndarray) and out.shape == array.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - model.stylize(array).astype(int)).max() <= 1
+    x = _image(32, 40)
+    assert torch.equal(stylizer.stylize(x, strength=0.0), x)
+    half, full = stylizer.stylize(x, strength=0.5), stylizer.stylize(x)
+    assert torch.allclose(half, 0.5 * x + 0.5 * full, atol=1e-5)
+    assert (stylizer.stylize(x, preserve_color=True) - model.stylize(x, preserve_color=True)).abs().max() < 1e-3
+    assert stylizer.stylize(torch.rand(1, 3, 100, 200), max_side=50).shape == (1, 3, 25, 50)
+    tiled = stylizer.stylize(x, tile=64)  # delegated to the PyTorch model
+    assert tiled.shape == x.shape
+    with pytest.raises(ValueError, match="strength must be a number in"):
+        stylizer.stylize(x, strength=2.0)
+    # cached export is reused
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+    OnnxStylizer.from_model(model, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+
+
+def test_best_stylizer_honours_the_backend_override(monkeypatch):
+    from fst.onnx_backend import OnnxStylizer
+    from fst.runtime import best_stylizer, configure_threads
+
+    torch.manual_seed(0)
+    model = FastStyle(config_for_arch("johnson-rt")).eval()
+    monkeypatch.setenv("FST_BACKEND", "torch")
+    assert best_stylizer(model) is model
+    monkeypatch.setenv("FST_BACKEND", "auto")
+    chosen = best_stylizer(model, size=(32, 32), repeats=1)
+    assert chosen is model or isinstance(chosen, OnnxStylizer)
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
