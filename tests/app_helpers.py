@@ -14,10 +14,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    from fst import FastStyle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STYLES_DIR = REPO_ROOT.parent / "shared" / "data" / "styles"
@@ -30,7 +34,7 @@ TINY_STYLES = (
 )
 
 
-def tiny_style(seed: int, **overrides) -> "FastStyle":  # noqa: F821
+def tiny_style(seed: int, **overrides) -> FastStyle:
     """A random-weight FastStyle small enough for CPU tests (channels=4, one residual block)."""
     from fst import FastStyle
 
@@ -108,7 +112,7 @@ class AppProcess:
         self.log_path = workdir / f"app-{self.port}.log"
         full_env = {**os.environ, "GRADIO_TEMP_DIR": str(workdir / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False",
                     "PYTHONUNBUFFERED": "1", **(env or {})}
-        full_env.pop(str("FST_MODELS_DIR"), None)   # --models-dir must be enough
+        full_env.pop("FST_MODELS_DIR", None)   # --models-dir must be enough
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port),

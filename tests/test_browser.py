@@ -6,6 +6,7 @@ each tab go to test-artifacts/ and are copied to docs/screenshots/ for the READM
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -85,10 +86,11 @@ def page(browser, app):
 
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+    if os.environ.get("FST_UPDATE_SCREENSHOTS") == "1":   # refresh the README's pictures on demand
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
 
 
 def image_at(page, selector: str) -> np.ndarray:
