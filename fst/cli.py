@@ -87,8 +87,11 @@ def _outputs(inputs: list[Path], output: Path, suffix: str) -> list[Path]:
     if len(inputs) == 1 and output.suffix:
         return [output]
     output.mkdir(parents=True, exist_ok=True)
-    return [output / f"{path.stem}_{suffix}{path.suffix if path.suffix.lower() in ('.png', '.jpg', '.jpeg', '.webp') else '.png'}"
-            for path in inputs]
+    def name(path: Path) -> str:
+        extension = path.suffix if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") else ".png"
+        return f"{path.stem}_{suffix}{extension}"
+
+    return [output / name(path) for path in inputs]
 
 
 def _process_all(inputs: list[Path], outputs: list[Path], fn: Callable) -> int:

@@ -1,6 +1,7 @@
 """FastStyle: a trained style network you can load, save, publish and call."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from typing import Any, Mapping
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from .hub import SafeHubMixin, resolve_device
-from .inference import (as_input, check_optional_size, check_unit_interval, inference_context,
+from .inference import (ImageInput, as_input, check_optional_size, check_unit_interval, inference_context,
                         pad_to_min_side, resize_max_side)
 from .tiling import tiled_apply
 from .transformer import FastPath, TransformerConfig, TransformerNet, fast_inference
@@ -84,22 +85,16 @@ class FastStyle(
                 has the downscaled size.
             tile: tile size for bounded memory; images above 4 Mpx are tiled automatically.
         """
-        strength = check_unit_interval("strength", strength)
-        max_side = check_optional_size("max_side", max_side, MIN_SIDE)
-        tile = check_optional_size("tile", tile, 64)
-        source = as_input(image)
-        content = resize_max_side(source.tensor, max_side)
-        if strength == 0.0:
+        request = StyleRequest.prepare(image, strength, preserve_color, max_side, tile)
+        source, content = request.source, request.content
+        if request.strength == 0.0:
             return source.restore(content)
-        height, width = content.shape[-2:]
-        if tile is None and height * width > AUTO_TILE_PIXELS:
-            tile = DEFAULT_TILE
 
         def finish(content_part: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
-            return _finish(content_part.to(styled.device), styled.float(), strength, preserve_color)
+            return _finish(content_part.to(styled.device), styled.float(), request.strength, preserve_color)
 
-        if tile is not None and max(height, width) > tile:
-            result = tiled_apply(self.net, content, self._run, finish, tile)
+        if request.tiled:
+            result = tiled_apply(self.net, content, self._run, finish, request.tile)
         else:
             result = finish(content, self._run(content))
         return source.restore(result.cpu())
@@ -137,6 +132,33 @@ class FastStyle(
         if self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         return model
+
+
+@dataclasses.dataclass
+class StyleRequest:
+    """A validated ``stylize`` call: the input, its working copy and how to run it."""
+
+    source: ImageInput
+    content: torch.Tensor      # 1x3xHxW in [0, 1], downscaled to max_side
+    strength: float
+    tile: int | None
+
+    @classmethod
+    def prepare(cls, image: Any, strength: float, preserve_color: bool, max_side: int | None,
+                tile: int | None) -> "StyleRequest":
+        strength = check_unit_interval("strength", strength)
+        max_side = check_optional_size("max_side", max_side, MIN_SIDE)
+        tile = check_optional_size("tile", tile, 64)
+        source = as_input(image)
+        content = resize_max_side(source.tensor, max_side)
+        height, width = content.shape[-2:]
+        if tile is None and height * width > AUTO_TILE_PIXELS:
+            tile = DEFAULT_TILE
+        return cls(source, content, strength, tile)
+
+    @property
+    def tiled(self) -> bool:
+        return self.tile is not None and max(self.content.shape[-2:]) > self.tile
 
 
 def _finish(content: torch.Tensor, styled: torch.Tensor, strength: float, preserve_color: bool) -> torch.Tensor:

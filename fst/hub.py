@@ -212,7 +212,8 @@ def _download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
         except hf_errors.LocalEntryNotFoundError:
             raise
         except hf_errors.EntryNotFoundError:
-            raise ModelLoadError(_missing_weights_message(repo_id, kwargs.get("revision"), kwargs.get("token"))) from None
+            message = _missing_weights_message(repo_id, kwargs.get("revision"), kwargs.get("token"))
+            raise ModelLoadError(message) from None
     except ModelLoadError:
         raise
     except hf_errors.GatedRepoError:

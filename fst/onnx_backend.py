@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .errors import FstError
-from .inference import as_input, check_optional_size, check_unit_interval, pad_to_min_side, resize_max_side
+from .inference import pad_to_min_side
 from .transformer import FastPath, TransformerNet, _pad_reflect_or_replicate, fast_inference
 
 OPSET = 17
@@ -160,20 +160,16 @@ class OnnxStylizer:
         Arguments as :meth:`fst.FastStyle.stylize`. Tiled calls (``tile``, or images above
         the auto-tiling size) go to the PyTorch model this stylizer was built from.
         """
-        from .faststyle import AUTO_TILE_PIXELS, MIN_SIDE, _finish
+        from .faststyle import StyleRequest, _finish
 
-        strength = check_unit_interval("strength", strength)
-        max_side = check_optional_size("max_side", max_side, MIN_SIDE)
-        tile = check_optional_size("tile", tile, 64)
-        source = as_input(image)
-        content = resize_max_side(source.tensor, max_side)
-        if strength == 0.0:
+        request = StyleRequest.prepare(image, strength, preserve_color, max_side, tile)
+        source, content = request.source, request.content
+        if request.strength == 0.0:
             return source.restore(content)
-        height, width = content.shape[-2:]
-        if (tile is not None and max(height, width) > tile) or (tile is None and height * width > AUTO_TILE_PIXELS):
+        if request.tiled:
             if self.model is None:
                 raise FstError("tiled stylization needs the PyTorch model: use OnnxStylizer.from_model(model)")
             return self.model.stylize(image, strength=strength, preserve_color=preserve_color,
-                                      max_side=max_side, tile=tile)
+                                      max_side=max_side, tile=request.tile)
         styled = self.run(content)
-        return source.restore(_finish(content, styled, strength, preserve_color))
+        return source.restore(_finish(content, styled, request.strength, preserve_color))

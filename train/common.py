@@ -41,7 +41,8 @@ STATE_FILE = "fst_train_state.json"
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Options every training script shares (data, schedule, checkpoints, Hub, tracking)."""
     g = parser.add_argument_group("data")
-    g.add_argument("--data", type=Path, required=True, help="folder of training images (searched recursively)")
+    g.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="folder(s) of training images (searched recursively)")
     g.add_argument("--image_size", type=int, default=256, help="training crop size in pixels")
     g.add_argument("--validation_images", type=Path, nargs="*", default=None,
                    help="images (or a folder) rendered into a sample grid during training")
@@ -113,9 +114,11 @@ def printable(path: Path | str) -> str:
         else str(path)
 
 
-def discover_images(root: Path, *, check: bool = True) -> list[Path]:
-    """All readable images under ``root`` (recursively, sorted); unreadable ones are
-    skipped with a warning naming each. Raises DataError when none is found."""
+def discover_images(root: Path | Sequence[Path], *, check: bool = True) -> list[Path]:
+    """All readable images under ``root`` (a folder or several; recursively, sorted);
+    unreadable ones are skipped with a warning naming each. Raises DataError when none is found."""
+    if not isinstance(root, (str, Path)):
+        return [path for folder in root for path in discover_images(folder, check=check)]
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"--data {printable(root)} is not a folder")
@@ -312,7 +315,8 @@ class Checkpoints:
             return latest
         path = Path(spec)
         if not (path / STATE_FILE).is_file():
-            raise FstError(f"{path} is not a complete checkpoint (no {STATE_FILE}); use --resume_from_checkpoint latest")
+            raise FstError(f"{path} is not a complete checkpoint (no {STATE_FILE}); "
+                           "use --resume_from_checkpoint latest")
         return path
 
 
@@ -326,7 +330,8 @@ def make_accelerator(args: argparse.Namespace, tracker_project: str):
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(args.output_dir), logging_dir=str(args.output_dir / "logs")),
+        project_config=ProjectConfiguration(project_dir=str(args.output_dir),
+                                            logging_dir=str(args.output_dir / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     set_seed(args.seed, device_specific=True)  # a different stream per process
@@ -335,7 +340,8 @@ def make_accelerator(args: argparse.Namespace, tracker_project: str):
     if accelerator.is_main_process:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         if args.report_to != "none":
-            accelerator.init_trackers(tracker_project, config={k: v for k, v in jsonable(vars(args)).items() if not isinstance(v, list)})
+            flat = {k: v for k, v in jsonable(vars(args)).items() if not isinstance(v, list)}  # trackers: scalars
+            accelerator.init_trackers(tracker_project, config=flat)
     return accelerator
 
 
@@ -354,14 +360,34 @@ DATA_TERMS = {
 }
 
 
-def data_terms(data: Path) -> str:
-    found = [terms for key, terms in DATA_TERMS.items() if any(key in p.name for p in [data, *data.iterdir()])]
+def _data_names(data: Path | Sequence[Path]) -> list[str]:
+    folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    return [p.name for folder in folders for p in [folder, *folder.iterdir()] if folder.is_dir()]
+
+
+def data_terms(data: Path | Sequence[Path]) -> str:
+    """The terms of use of known training sets found in ``data`` (for model cards)."""
+    names = _data_names(data)
+    found = [terms for key, terms in DATA_TERMS.items() if any(key in name for name in names)]
     return "; ".join(found) or "see the terms of the training photos' source"
 
 
-def datasets_of(data: Path) -> list[str]:
-    names = [p.name for p in [data, *data.iterdir()] if p.name in DATA_TERMS]
-    return names or [data.name]
+def datasets_of(data: Path | Sequence[Path]) -> list[str]:
+    """Names of the known training sets in ``data`` (the card's ``datasets`` field)."""
+    names = [name for name in dict.fromkeys(_data_names(data)) if name in DATA_TERMS]
+    return names or [Path(d).name for d in ([data] if isinstance(data, (str, Path)) else data)]
+
+
+def speed_line(run: Callable[[torch.Tensor], Any], note: str, size: int = 512) -> str:
+    """Best of 3 timings of ``run`` on a random size x size image, as a model-card sentence."""
+    image = torch.rand(1, 3, size, size)
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        run(image)
+        timings.append(time.perf_counter() - start)
+    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {hardware_name()} "
+            f"(torch {torch.__version__}, {note}).")
 
 
 def hardware_name() -> str:
@@ -456,6 +482,16 @@ def _next_position(state: TrainState, batches_per_epoch: int) -> TrainState:
 
 
 # ------------------------------------------------------------------------ publishing
+def save_and_publish(args: argparse.Namespace, model, card: dict[str, Any], template: str) -> None:
+    """Write the model folder (weights, config, card from ``model_cards/<template>.md``); push it."""
+    folder = args.output_dir
+    model.save_pretrained(folder, model_card_kwargs={"template": template, **card})
+    print(f"saved {folder}/model.safetensors, config.json and README.md")
+    if args.push_to_hub:
+        url = publish(folder, args.hub_model_id, private=args.hub_private, token=args.hub_token)
+        print(f"published to {url}")
+
+
 def publish(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
     """Create the Hub repo (if needed) and upload ``folder``; returns the repo URL.
 

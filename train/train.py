@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -109,11 +108,12 @@ def finish(args, model: FastStyle, state, style_image, style_name: str, loss_net
     grid = sample_grid(state.step)
     imageio.save_image(imageio.read_image(grid), folder / "samples.jpg", quality=85)
     style_image.save(folder / "style.jpg", quality=92)
+    sources = ", ".join(f"`{d}`" for d in args.data)
     card = dict(
         license=args.license, title=f"{style_name}: fast style transfer", style_name=style_name,
         style_image="style.jpg", sample_image="samples.jpg", repo_id=args.hub_model_id or str(folder),
         arch=args.arch, num_parameters=sum(p.numel() for p in model.parameters()),
-        data_description=f"{num_images} photos from `{args.data}`", data_terms=common.data_terms(args.data),
+        data_description=f"{num_images} photos from {sources}", data_terms=common.data_terms(args.data),
         datasets=common.datasets_of(args.data), style_source=str(args.style), loss_network=loss_network,
         hyperparameters={"batch_size": args.batch_size, "image_size": args.image_size, "lr": args.lr,
                          "content_weight": weights.content_weight, "style_weight": weights.style_weight,
@@ -121,24 +121,10 @@ def finish(args, model: FastStyle, state, style_image, style_name: str, loss_net
                          "style_layers": list(weights.style_layers), "style_size": args.style_size,
                          "seed": args.seed, "mixed_precision": str(args.mixed_precision or "no")},
         steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=common.hardware_name(),
-        final_losses=state.last_losses, quality=None, speed=speed_line(model), num_images=num_images,
+        final_losses=state.last_losses, quality=None, speed=common.speed_line(model.stylize, "eager fp32"),
+        num_images=num_images,
     )
-    model.save_pretrained(folder, model_card_kwargs=card)
-    print(f"saved {folder}/model.safetensors, config.json and README.md")
-    if args.push_to_hub:
-        url = common.publish(folder, args.hub_model_id, private=args.hub_private, token=args.hub_token)
-        print(f"published to {url}")
-
-
-def speed_line(model: FastStyle, size: int = 512) -> str:
-    x = torch.rand(1, 3, size, size)
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        model.stylize(x)
-        timings.append(time.perf_counter() - start)
-    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {common.hardware_name()} "
-            f"(torch {torch.__version__}, eager fp32).")
+    common.save_and_publish(args, model, card, template="style")
 
 
 if __name__ == "__main__":

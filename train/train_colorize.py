@@ -18,7 +18,6 @@ import csv
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -199,8 +198,8 @@ def train(args: argparse.Namespace) -> int:
         held_out = min(args.num_validation, len(paths) // 5)
         if held_out:
             validation_paths, paths = paths[-held_out:], paths[:-held_out]
-    labels, num_classes, label_source = assign_labels(paths, args.data, args.labels,
-                                                      find_class_index(args.data, args.class_index))
+    labels, num_classes, label_source = assign_labels(paths, args.data[0], args.labels,
+                                                      find_class_index(args.data[0], args.class_index))
     if args.classification_weight <= 0 or not any(label != IGNORE_INDEX for label in labels):
         num_classes = 0  # no head: nothing would train it
     common.logger.info("%d colour images (%d grayscale skipped, %d held out), %d classes from %s; mean ab = %s",
@@ -285,17 +284,6 @@ def quality_table(scores: dict[str, dict[str, float]], count: int) -> str:
     return "\n".join(lines)
 
 
-def speed_line(model: Colorizer, size: int = 512) -> str:
-    image = torch.rand(1, 3, size, size)
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        model.colorize(image)
-        timings.append(time.perf_counter() - start)
-    return (f"{min(timings) * 1000:.0f} ms per {size}x{size} image on {common.hardware_name()} "
-            f"(torch {torch.__version__}, eager, batch norm not folded).")
-
-
 def finish(args, model: Colorizer, state, validation: Sequence[torch.Tensor], mean_ab: torch.Tensor,
            num_images: int, label_source: str, sample_grid) -> None:
     """Write the Hub-ready folder (weights, config, card, samples); push it."""
@@ -304,25 +292,24 @@ def finish(args, model: Colorizer, state, validation: Sequence[torch.Tensor], me
         model.net = model.net._orig_mod
     folder = args.output_dir
     shutil.copyfile(sample_grid(state.step), folder / "samples.jpg")
+    sources = ", ".join(f"`{d}`" for d in args.data)
     card = dict(
-        template="colorizer", license=args.license, title=f"Automatic colorization ({args.arch})",
+        license=args.license, title=f"Automatic colorization ({args.arch})",
         sample_image="samples.jpg", repo_id=args.hub_model_id or str(folder), arch=args.arch,
         width=model.config.width, num_classes=model.config.num_classes, label_source=label_source,
         num_parameters=sum(p.numel() for p in model.parameters()),
-        data_description=f"{num_images} colour photos from `{args.data}`", data_terms=common.data_terms(args.data),
+        data_description=f"{num_images} colour photos from {sources}",
+        data_terms=common.data_terms(args.data),
         datasets=common.datasets_of(args.data), mean_ab=[round(v, 2) for v in mean_ab.tolist()],
         hyperparameters={"optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
                          "image_size": args.image_size, "classification_weight": args.classification_weight,
                          "seed": args.seed, "mixed_precision": str(args.mixed_precision or "no")},
         steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=common.hardware_name(),
         final_losses=state.last_losses, quality=quality_table(evaluate(model, validation, mean_ab), len(validation)),
-        speed=speed_line(model), max_side=model.config.max_side, num_images=num_images,
+        speed=common.speed_line(model.colorize, "eager, batch norm not folded"), max_side=model.config.max_side,
+        num_images=num_images,
     )
-    model.save_pretrained(folder, model_card_kwargs=card)
-    print(f"saved {folder}/model.safetensors, config.json and README.md")
-    if args.push_to_hub:
-        url = common.publish(folder, args.hub_model_id, private=args.hub_private, token=args.hub_token)
-        print(f"published to {url}")
+    common.save_and_publish(args, model, card, template="colorizer")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #   bash train/train_defaults.sh                 # all styles (then the colorizer)
 #   STEPS=2 IMAGE_SIZE=32 OUT=/tmp/d MODELS=/tmp/m bash train/train_defaults.sh starry_night   # smoke test
 #
+# bsds500/val is held out (validation grids and the quality figures of bench/quality.py).
 # Each style trains into $OUT/<name> (checkpoints there: re-running resumes), then the
 # publishable files are copied to $MODELS/<name>.
 set -euo pipefail
@@ -36,7 +37,8 @@ for spec in "${STYLES[@]}"; do
   accelerate launch --cpu --num_processes 1 --num_cpu_threads_per_process "${THREADS:-1}" --num_machines 1 --mixed_precision no --dynamo_backend no \
     train/train.py \
     --style "${DATA}/styles/${file}" --style_name "${display}" --style_size "${STYLE_SIZE}" \
-    --data "${DATA}/photos" --validation_images "${DATA}/photos/bsds500/val" \
+    --data "${DATA}/photos/imagenet_sample" "${DATA}/photos/bsds500/train" \
+    --validation_images "${DATA}/photos/bsds500/val" \
     --arch "${ARCH}" --image_size "${IMAGE_SIZE}" --batch_size 4 --lr 2e-3 \
     --content_weight 2 --style_weight "${style_weight}" --tv_weight 1 \
     --max_steps "${STEPS}" --checkpointing_steps 50 --checkpoints_total_limit 1 \

@@ -1,0 +1,94 @@
+"""The embedded default networks (models/): they load, they stylize, they are the style."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fst import Colorizer, FastStyle, catalog, imageio
+from fst.inference import from_uint8_array, resize_max_side
+from fst.losses import LossWeights, style_grams, style_loss
+from fst.metrics import colorfulness, gray_baseline, psnr
+from fst.paths import MODELS_DIR
+from fst.vgg import load_vgg16
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRIES = catalog.load_catalog(MODELS_DIR / "catalog.json")
+STYLES = [e for e in ENTRIES if e.kind == "style"]
+COLORIZERS = [e for e in ENTRIES if e.kind == "colorizer"]
+
+
+@pytest.fixture(scope="module")
+def held_out(data_dir) -> list[torch.Tensor]:
+    """BSDS500 val photos: the defaults were trained without them."""
+    paths = sorted((data_dir / "photos" / "bsds500" / "val").glob("*.jpg"))[:3]
+    return [resize_max_side(from_uint8_array(np.asarray(imageio.read_image(p))), 192) for p in paths]
+
+
+def test_catalogue_lists_at_least_five_styles_and_a_colorizer():
+    assert len(STYLES) >= 5 and len(COLORIZERS) == 1
+    for entry in ENTRIES:
+        assert entry.display_name and "/" in entry.hub_id
+        for name in ("config.json", "model.safetensors", "README.md"):
+            assert (entry.path / name).is_file(), f"{entry.folder}/{name}"
+
+
+@pytest.mark.parametrize("entry", STYLES, ids=lambda e: e.name)
+def test_style_network_is_its_style(entry, held_out):
+    model = FastStyle.from_pretrained(entry.path)                    # strict load from its folder
+    assert (entry.path / "style.jpg").is_file() and (entry.path / "samples.jpg").is_file()
+    vgg, weights = load_vgg16(), LossWeights()
+    style = from_uint8_array(np.asarray(imageio.read_image(entry.path / "style.jpg")))
+    grams = style_grams(vgg, style, weights.style_layers)
+    for photo in held_out:
+        out = model.stylize(photo)
+        assert out.shape == photo.shape and torch.isfinite(out).all()
+        assert (out - photo).abs().mean() > 0.05, "the output barely differs from the photo"
+        with torch.no_grad():
+            before = float(style_loss(vgg(photo, weights.style_layers), grams, weights.style_layers))
+            after = float(style_loss(vgg(out, weights.style_layers), grams, weights.style_layers))
+        assert after < before / 2, f"style loss {before:.3f} -> {after:.3f}"
+
+
+@pytest.mark.parametrize("entry", COLORIZERS, ids=lambda e: e.name)
+def test_colorizer_beats_keeping_it_gray(entry, held_out):
+    model = Colorizer.from_pretrained(entry.path)
+    for photo in held_out:
+        colour = model.colorize(photo)
+        gray = gray_baseline(photo)
+        assert float(colorfulness(colour)) > float(colorfulness(gray)) + 1.0
+        assert float(psnr(colour, photo)) >= float(psnr(gray, photo)) - 0.5
+
+
+def test_hub_id_falls_back_to_the_embedded_copy(hub, caplog):
+    entry = STYLES[0]
+    model = FastStyle.from_pretrained(entry.hub_id)     # not on the (local) Hub: embedded copy
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(model.stylize(x), FastStyle.from_pretrained(entry.path).stylize(x))
+    assert any("using the embedded copy" in r.getMessage() for r in caplog.records)
+
+
+def test_reproduction_scripts_run_with_a_tiny_step_count(data_dir, tmp_path):
+    data = tmp_path / "data"
+    for sub, count in (("photos/imagenet_sample", 6), ("photos/bsds500/train", 3), ("photos/bsds500/val", 2)):
+        (data / sub).mkdir(parents=True)
+        for path in sorted((data_dir / sub).glob("*.jpg"))[:count]:
+            shutil.copy(path, data / sub / path.name)
+    shutil.copytree(data_dir / "styles", data / "styles")
+    shutil.copy(data_dir / "imagenet_classes.csv", data / "imagenet_classes.csv")
+    env = {**os.environ, "DATA": str(data), "OUT": str(tmp_path / "out"), "MODELS": str(tmp_path / "models"),
+           "STEPS": "2", "IMAGE_SIZE": "32"}
+    result = subprocess.run(["bash", "train/train_defaults.sh", "starry_night"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert FastStyle.from_pretrained(tmp_path / "models" / "starry_night").config.training["max_steps"] == 2
+    env.update(OUT=str(tmp_path / "out" / "colorizer"), IMAGE_SIZE="64")
+    result = subprocess.run(["bash", "train/train_colorizer_default.sh"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert Colorizer.from_pretrained(tmp_path / "models" / "colorizer").config.training["max_steps"] == 2
