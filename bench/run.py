@@ -287,7 +287,7 @@ def worker_colorizer(job: dict) -> dict:
     torch = _setup(job["threads"])
     try:
         from fst.colorizer import Colorizer
-    except Exception as exc:  # noqa: BLE001 - being written by another engineer
+    except Exception as exc:  # noqa: BLE001 - report and go on without the colorizer
         return {"skipped": f"fst.colorizer not usable: {type(exc).__name__}: {str(exc)[:160]}"}
     from bench.reference import TransformerNet as Reference
 

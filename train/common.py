@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError
 from torch.utils.data import DataLoader, Dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -280,20 +281,21 @@ class Checkpoints:
     def save(self, accelerator, state: TrainState) -> Path:
         final = self.root / f"checkpoint-{state.step}"
         tmp = self.root / f"checkpoint-{state.step}.tmp"
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()
         try:
+            if accelerator.is_main_process:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            accelerator.wait_for_everyone()
             accelerator.save_state(str(tmp))
             if accelerator.is_main_process:
                 (tmp / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
                 shutil.rmtree(final, ignore_errors=True)
                 os.replace(tmp, final)
                 self._prune()
-        except OSError as exc:
+        except CHECKPOINT_WRITE_ERRORS as exc:
+            reason = _write_failure(exc, self.root)   # measured before the partial folder is removed
             shutil.rmtree(tmp, ignore_errors=True)
-            raise FstError(f"could not write checkpoint {final} ({exc.strerror or exc}); "
+            raise FstError(f"could not write checkpoint {final} ({reason}); "
                            "the previous checkpoint is kept. Free disk space and resume.") from None
         accelerator.wait_for_everyone()
         return final
@@ -318,6 +320,26 @@ class Checkpoints:
             raise FstError(f"{path} is not a complete checkpoint (no {STATE_FILE}); "
                            "use --resume_from_checkpoint latest")
         return path
+
+
+#: What a full disk raises while a checkpoint is written: OSError (ENOSPC) from Python's own writes,
+#: SafetensorError ("... (os error 28)") from the weights, RuntimeError ("unexpected pos ...") from torch.save.
+CHECKPOINT_WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)
+#: Below this much free space a failed checkpoint write is reported as a full disk.
+LOW_DISK_BYTES = 64 << 20
+
+
+def _write_failure(exc: BaseException, folder: Path) -> str:
+    """Why a checkpoint write failed, in words (torch.save's message does not say the disk is full)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if "os error 28" in str(exc) or (free is not None and free < LOW_DISK_BYTES):
+        return "No space left on device" + (f": {free >> 10} KiB free in {folder}" if free is not None else "")
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 # ------------------------------------------------------------------------- the loop

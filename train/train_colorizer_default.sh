@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-outputs/defaults/colorizer}
 MODELS=${MODELS:-models}
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-1500}
 IMAGE_SIZE=${IMAGE_SIZE:-160}
 
 accelerate launch --cpu --num_processes 1 --num_cpu_threads_per_process "${THREADS:-1}" --num_machines 1 \
