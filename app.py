@@ -35,6 +35,7 @@ except ImportError:
 
 import gradio as gr
 
+from fst import gradio_temp
 from fst.app_backend import (AppBackend, AppSettings, ModelRegistry, StyleOption, configure_torch,
                              user_message)
 from fst.hub import resolve_device
@@ -157,7 +158,9 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
         return keys[index] if 0 <= index < len(keys) else gr.skip()
 
     # ------------------------------------------------------------------ layout
-    with gr.Blocks(title="fast-style: neural style transfer and colorization") as demo:
+    gradio_temp.install()
+    with gr.Blocks(title="fast-style: neural style transfer and colorization",
+                   delete_cache=settings.delete_cache) as demo:
         gr.Markdown("# fast-style\nFeed-forward neural style transfer (Johnson et al. 2016) and automatic "
                     "colorization (Iizuka et al. 2016). Pick a painting, upload a photo, or turn on your webcam.")
         keys_state = gr.State(thumb_keys)

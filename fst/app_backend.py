@@ -101,6 +101,13 @@ class AppSettings:
     max_side: int             # largest output side offered by the size slider [FST_MAX_SIDE]
     cache_size: int           # networks kept in memory [FST_MODEL_CACHE]
     colorize_max_pixels: int = 16_000_000   # colorized at full resolution up to this [FST_COLORIZE_MAX_PIXELS]
+    temp_ttl: int = 3600      # seconds uploads, results and webcam frames stay in Gradio's temp folder [FST_TEMP_TTL]
+
+    @property
+    def delete_cache(self) -> tuple[int, int]:
+        """``gr.Blocks(delete_cache=(every, older_than))``: temp files older than ``temp_ttl`` are deleted,
+        checked every ``temp_ttl / 4`` seconds (at most every 10 minutes)."""
+        return max(1, min(self.temp_ttl // 4, 600)), self.temp_ttl
 
     @classmethod
     def from_env(cls, device: torch.device) -> "AppSettings":
@@ -113,6 +120,7 @@ class AppSettings:
             max_side=_env_int("FST_MAX_SIDE", 4096 if gpu else 2048, low=64),
             cache_size=_env_int("FST_MODEL_CACHE", 8),
             colorize_max_pixels=_env_int("FST_COLORIZE_MAX_PIXELS", 16_000_000, low=65_536),
+            temp_ttl=_env_int("FST_TEMP_TTL", 3600, low=2),
         )
 
 

@@ -98,8 +98,8 @@ class LossTerms:
         return self.content + self.style + self.tv
 
     def as_floats(self) -> dict[str, float]:
-        return {"loss": float(self.total), "content": float(self.content),
-                "style": float(self.style), "tv": float(self.tv)}
+        return {"loss": self.total.item(), "content": self.content.item(),
+                "style": self.style.item(), "tv": self.tv.item()}
 
 
 class PerceptualLoss(torch.nn.Module):

@@ -79,9 +79,15 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse argv, taking defaults from ``--config`` (YAML/JSON) when given."""
-    pre, _ = parser.parse_known_args(argv)
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config", type=Path, default=None)
+    pre, _ = config_only.parse_known_args(argv)
     if pre.config is not None:
-        parser.set_defaults(**_read_config_file(parser, pre.config))
+        values = _read_config_file(parser, pre.config)
+        parser.set_defaults(**values)
+        for action in parser._actions:   # a required option given in the file is no longer required
+            if action.dest in values:
+                action.required = False
     args = parser.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id user/name")
@@ -105,7 +111,15 @@ def _read_config_file(parser: argparse.ArgumentParser, path: Path) -> dict[str, 
     unknown = sorted(set(values) - set(known))
     if unknown:
         parser.error(f"--config {path}: unknown options {', '.join(unknown)}")
-    return {key: (Path(v) if known[key].type is Path and isinstance(v, str) else v) for key, v in values.items()}
+    def convert(action: argparse.Action, value: Any) -> Any:
+        if action.nargs in ("+", "*"):
+            return [convert_one(action, v) for v in (value if isinstance(value, list) else [value])]
+        return convert_one(action, value)
+
+    def convert_one(action: argparse.Action, value: Any) -> Any:
+        return Path(value) if action.type is Path and isinstance(value, str) else value
+
+    return {key: convert(known[key], value) for key, value in values.items()}
 
 
 # ------------------------------------------------------------------------------ data
@@ -384,7 +398,8 @@ DATA_TERMS = {
 
 def _data_names(data: Path | Sequence[Path]) -> list[str]:
     folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
-    return [p.name for folder in folders for p in [folder, *folder.iterdir()] if folder.is_dir()]
+    names = [part for folder in folders for part in folder.resolve().parts]   # e.g. .../bsds500/train
+    return names + [p.name for folder in folders if folder.is_dir() for p in folder.iterdir() if p.is_dir()]
 
 
 def data_terms(data: Path | Sequence[Path]) -> str:
@@ -415,7 +430,8 @@ def speed_line(run: Callable[[torch.Tensor], Any], note: str, size: int = 512) -
 def hardware_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads > 1 else ''})"
 
 
 LossFn = Callable[[dict[str, Any], torch.nn.Module], tuple[torch.Tensor, dict[str, torch.Tensor]]]
