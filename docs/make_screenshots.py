@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from app_helpers import AppProcess  # noqa: E402
+from y4m import write_y4m  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 EXAMPLES = ROOT / "docs" / "examples"
@@ -26,12 +27,23 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 
 
+def camera_frames(count: int = 30) -> list:
+    """A slowly panning crop of an example photo, as the fake camera's video."""
+    import numpy as np
+
+    photo = np.asarray(Image.open(EXAMPLES / "tiger.jpg").convert("RGB").resize((400, 266)))
+    return [np.ascontiguousarray(photo[13:253, i * 2:i * 2 + 320]) for i in range(count)]
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         app = AppProcess(ROOT / "models", Path(tmp)).wait_ready()
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                camera = write_y4m(Path(tmp) / "camera.y4m", camera_frames(), fps=15)
+                browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                    *ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={camera}"])
                 page = browser.new_page(viewport={"width": 1280, "height": 1100})
                 page.goto(app.url)
                 page.wait_for_selector("#image-input")
@@ -52,6 +64,14 @@ def main() -> int:
                 page.wait_for_selector("#colorize-result img", timeout=120_000)
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(OUT / "colorize_tab.png"), full_page=True)
+
+                page.get_by_role("tab", name="Webcam").click()
+                page.locator("#webcam-input").get_by_text("Click to Access Webcam").click()
+                page.wait_for_selector("#webcam-input video:not(.hide)")
+                page.locator("#webcam-input button[aria-label='capture photo']").click()
+                page.wait_for_selector("#webcam-output img", timeout=120_000)
+                page.wait_for_timeout(4000)
+                page.screenshot(path=str(OUT / "webcam_tab.png"), full_page=True)
                 browser.close()
         finally:
             app.stop()
