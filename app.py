@@ -105,23 +105,23 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
     gpu_device = backend.device.type == "cuda"
 
     # ------------------------------------------------------------------ handlers
-    @gpu
-    @user_errors
-    def stylize(image, style, strength, max_side, preserve_colors, progress=gr.Progress()):
-        result = backend.stylize(image, style, strength, max_side, preserve_colors,
-                                 progress=progress_callback(progress))
+    def shown(result):
+        """The result image and the before/after pair; notes (e.g. "downscaled") as toasts."""
         for note in result.notes:
             gr.Info(note)
         return result.after, (result.before, result.after)
 
     @gpu
     @user_errors
+    def stylize(image, style, strength, max_side, preserve_colors, progress=gr.Progress()):
+        return shown(backend.stylize(image, style, strength, max_side, preserve_colors,
+                                     progress=progress_callback(progress)))
+
+    @gpu
+    @user_errors
     def colorize(image, recolor, then_style, strength, progress=gr.Progress()):
-        result = backend.colorize(image, recolor, then_style or None, strength,
-                                  progress=progress_callback(progress))
-        for note in result.notes:
-            gr.Info(note)
-        return result.after, (result.before, result.after)
+        return shown(backend.colorize(image, recolor, then_style or None, strength,
+                                      progress=progress_callback(progress)))
 
     @gpu
     @user_errors
