@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from typing import Any, Mapping
 
 import torch
@@ -354,25 +353,11 @@ class Colorizer(
     """
 
     config_class = ColorizerConfig
+    network_class = ColorizerNet
 
     def __init__(self, config: ColorizerConfig | Mapping[str, Any] | None = None, **fields: Any):
         super().__init__()
-        if config is None:
-            config = ColorizerConfig.from_dict(fields, "Colorizer arguments")
-        elif isinstance(config, Mapping):
-            config = ColorizerConfig.from_dict({**config, **fields}, "Colorizer config")
-        elif fields:
-            raise TypeError(f"pass either a config or its fields, not both ({', '.join(sorted(fields))})")
-        self.config = config
-        self.net = ColorizerNet(config)
-        self._device_lock = threading.Lock()
-
-    # The safetensors file holds the bare network's tensors.
-    def state_dict(self, *args: Any, **kwargs: Any):  # noqa: D102
-        return self.net.state_dict(*args, **kwargs)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # noqa: D102
-        return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
+        self._setup(config, fields)
 
     def save_pretrained(self, *args: Any, **kwargs: Any) -> str | None:  # noqa: D102
         if self.net.batchnorm_folded:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 from typing import Any, Mapping
 
 import torch
@@ -36,25 +35,13 @@ class FastStyle(
     """
 
     config_class = TransformerConfig
+    network_class = TransformerNet
     #: CPU inference rewrites (``fst.transformer.FastPath``); None runs the plain forward.
     fast_path = FastPath()
 
     def __init__(self, config: TransformerConfig | Mapping[str, Any] | None = None, **fields: Any):
         super().__init__()
-        if config is None:
-            config = TransformerConfig.from_dict(fields, "FastStyle arguments")
-        elif isinstance(config, Mapping):
-            config = TransformerConfig.from_dict({**config, **fields}, "FastStyle config")
-        self.config = config
-        self.net = TransformerNet(config)
-        self._device_lock = threading.Lock()
-
-    # The safetensors file holds the bare network's tensors (pytorch/examples names).
-    def state_dict(self, *args: Any, **kwargs: Any):  # noqa: D102
-        return self.net.state_dict(*args, **kwargs)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # noqa: D102
-        return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
+        self._setup(config, fields)   # tensors keep pytorch/examples' names (no "net." prefix)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW in [0, 1] -> stylized Bx3xHxW in [0, 1] (differentiable; for training)."""

@@ -50,8 +50,29 @@ class SafeHubMixin(ModelHubMixin):
     """Hub I/O for fst models. Subclasses set ``config_class`` and build from ``self.config``."""
 
     config_class: ClassVar[type[BaseConfig]]
+    network_class: ClassVar[type[torch.nn.Module]]   # built from the config; its tensors are the file's
     config: BaseConfig
     _device_lock: threading.Lock
+
+    def _setup(self, config: BaseConfig | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> None:
+        """Validate the config (an instance, a mapping, or its fields) and build the network."""
+        name = type(self).__name__
+        if config is None:
+            config = self.config_class.from_dict(fields, f"{name} arguments")
+        elif isinstance(config, Mapping):
+            config = self.config_class.from_dict({**config, **fields}, f"{name} config")
+        elif fields:
+            raise TypeError(f"pass either a config or its fields, not both ({', '.join(sorted(fields))})")
+        self.config = config
+        self.net = self.network_class(config)
+        self._device_lock = threading.Lock()
+
+    # The safetensors file holds the bare network's tensors.
+    def state_dict(self, *args: Any, **kwargs: Any):  # noqa: D102
+        return self.net.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # noqa: D102
+        return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(
