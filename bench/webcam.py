@@ -44,19 +44,16 @@ import os
 import platform
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))   # tests/y4m.py: the fake camera's file format
+sys.path.insert(0, str(ROOT / "tests"))   # tests/y4m.py (fake camera file), tests/app_helpers.py (app process)
 
 HELD_OUT = ROOT.parent / "shared" / "data" / "photos" / "bsds500" / "val"
 DEFAULT_PHOTO = "103070.jpg"          # the first landscape photo of bsds500/val (sorted)
@@ -215,61 +212,6 @@ def optional(read):
         return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class App:
-    """``python app.py --no-hub`` on a free port, its log in ``workdir``."""
-
-    def __init__(self, models_dir: Path, workdir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = workdir / "app.log"
-        env = {**os.environ, "GRADIO_TEMP_DIR": str(workdir / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False",
-               "PYTHONUNBUFFERED": "1"}
-        env.pop("FST_MODELS_DIR", None)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the app's lifetime, closed in stop()
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port),
-             "--models-dir", str(models_dir), "--no-hub"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 240.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2) as answer:
-                    if answer.status == 200:
-                        return time.monotonic() - self.started
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError(f"app not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
-
-    def stop(self) -> dict[str, Any]:
-        """SIGTERM, then SIGKILL after 15 s; how it ended."""
-        how = "already exited"
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-                how = "terminated (SIGTERM)"
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                how = "killed after 15 s"
-        self._log.close()
-        return {"how": how, "returncode": self.process.returncode}
-
-
 def frame_sources(posts: list[float], outs: list[float]) -> list[int | None]:
     """For each output, the index of the upload it was made from (see the module docstring)."""
     sources: list[int | None] = []
@@ -329,6 +271,7 @@ def analyse_window(log: dict, start: float, end: float) -> dict[str, Any]:
 
 
 def e2e_bench(models_dir: Path, seconds: float, warmup: float, chromium: Path) -> dict[str, Any]:
+    from app_helpers import AppProcess
     from y4m import moving_pattern, write_y4m
 
     try:
@@ -344,8 +287,8 @@ def e2e_bench(models_dir: Path, seconds: float, warmup: float, chromium: Path) -
     app = None
     try:
         camera = write_y4m(workdir / "camera.y4m", moving_pattern(30, *CAMERA_SIZE), fps=15)
-        app = App(models_dir, workdir)
-        result["app_ready_s"] = app.wait_ready()
+        app = AppProcess(models_dir, workdir, args=["--no-hub"]).wait_ready(timeout=240)
+        result["app_ready_s"] = time.monotonic() - app.started
         print(f"  app ready after {result['app_ready_s']:.1f} s on port {app.port}", flush=True)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
@@ -406,10 +349,10 @@ def e2e_bench(models_dir: Path, seconds: float, warmup: float, chromium: Path) -
     except Exception as exc:  # noqa: BLE001 - report what broke, keep the flicker figures
         result["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         if app is not None:
-            result["app_log_tail"] = app.log_tail()
+            result["app_log_tail"] = app.log()[-3000:]
     finally:
         if app is not None:
-            result["app_stop"] = app.stop()
+            result["app_stop"] = app.stop(timeout=15)
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 

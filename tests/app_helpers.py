@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -106,7 +106,8 @@ def free_port() -> int:
 class AppProcess:
     """``python app.py`` on 127.0.0.1 and a free port, with its log in a file."""
 
-    def __init__(self, models_dir: Path, workdir: Path, env: dict[str, str] | None = None):
+    def __init__(self, models_dir: Path, workdir: Path, env: dict[str, str] | None = None,
+                 args: Sequence[str] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = workdir / f"app-{self.port}.log"
@@ -114,9 +115,10 @@ class AppProcess:
                     "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env.pop("FST_MODELS_DIR", None)   # --models-dir must be enough
         self._log = open(self.log_path, "wb")
+        self.started = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port),
-             "--models-dir", str(models_dir)],
+             "--models-dir", str(models_dir), *args],
             cwd=REPO_ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> "AppProcess":
@@ -136,15 +138,20 @@ class AppProcess:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> dict[str, Any]:
+        """SIGTERM, then SIGKILL after ``timeout`` s; returns how the app ended."""
+        how = "already exited"
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
+                how = "terminated (SIGTERM)"
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                how = f"killed after {timeout:.0f} s"
         self._log.close()
+        return {"how": how, "returncode": self.process.returncode}
 
 
 _SHARED: AppProcess | None = None
