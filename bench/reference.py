@@ -143,13 +143,13 @@ class ReferenceTrainer:
     """One optimisation step of pytorch/examples' ``train()`` (batch of 0..255 images)."""
 
     def __init__(self, style_size: int = 256, content_weight: float = 1e5, style_weight: float = 1e10,
-                 lr: float = 1e-3):
+                 lr: float = 1e-3, batch_size: int = 4):
         self.transformer = TransformerNet()
         self.optimizer = torch.optim.Adam(self.transformer.parameters(), lr)
         self.vgg = Vgg16()
         self.mse_loss = nn.MSELoss()
         self.content_weight, self.style_weight = content_weight, style_weight
-        style = torch.rand(1, 3, style_size, style_size) * 255
+        style = (torch.rand(1, 3, style_size, style_size) * 255).repeat(batch_size, 1, 1, 1)
         features_style = self.vgg(normalize_batch(style))
         self.gram_style = [gram_matrix(y) for y in features_style]
 
@@ -170,4 +170,4 @@ class ReferenceTrainer:
         total_loss = content_loss + style_loss
         total_loss.backward()
         self.optimizer.step()
-        return float(total_loss)
+        return total_loss.item()

@@ -247,7 +247,7 @@ def worker_train(job: dict) -> dict:
     batch, side = job["batch"], job["image_size"]
     x = torch.rand(batch, 3, side, side)
     style = torch.rand(1, 3, side, side)
-    ref = ReferenceTrainer(style_size=side)
+    ref = ReferenceTrainer(style_size=side, batch_size=batch)
     steps = {"reference": lambda: ref.step(x * 255)}
 
     def ours(channels_last: bool):

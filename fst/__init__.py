@@ -5,6 +5,14 @@
 """
 from __future__ import annotations
 
+import os
+
+# PyTorch's own switch (read at its first large CPU allocation): tensors of 2 MB and more
+# go on transparent huge pages, so each fresh 40 MB activation costs ~20 page faults
+# instead of ~10,000. 1.3x faster CPU inference at 640x480 (BENCHMARKS.md). Set it to 0
+# before importing fst to opt out.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 from .errors import ConfigError, FstError, HubError, InvalidImageError, ModelLoadError
 from .faststyle import FastStyle
 from .transformer import ARCHITECTURES, TransformerConfig, TransformerNet, config_for_arch

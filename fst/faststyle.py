@@ -12,7 +12,7 @@ from .hub import SafeHubMixin, resolve_device
 from .inference import (ImageInput, as_input, check_optional_size, check_unit_interval, inference_context,
                         pad_to_min_side, resize_max_side)
 from .tiling import tiled_apply
-from .transformer import FastPath, TransformerConfig, TransformerNet, fast_inference
+from .transformer import TRAINING_PATH, FastPath, TransformerConfig, TransformerNet, fast_inference
 
 MIN_SIDE = 16                     # smaller inputs are padded up to this and cropped back
 AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bounded memory)
@@ -38,14 +38,21 @@ class FastStyle(
     network_class = TransformerNet
     #: CPU inference rewrites (``fst.transformer.FastPath``); None runs the plain forward.
     fast_path = FastPath()
+    #: The differentiable CPU rewrites used by ``forward`` with autograd on (training).
+    training_path = TRAINING_PATH
 
     def __init__(self, config: TransformerConfig | Mapping[str, Any] | None = None, **fields: Any):
         super().__init__()
         self._setup(config, fields)   # tensors keep pytorch/examples' names (no "net." prefix)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Bx3xHxW in [0, 1] -> stylized Bx3xHxW in [0, 1] (differentiable; for training)."""
-        return self.net(x)
+        """Bx3xHxW in [0, 1] -> stylized Bx3xHxW in [0, 1] (differentiable; for training).
+
+        On CPU the rewrites of ``training_path`` (with autograd) or ``fast_path`` (without) apply.
+        """
+        options = self.training_path if torch.is_grad_enabled() else self.fast_path
+        with fast_inference(options if x.device.type == "cpu" else None):
+            return self.net(x)
 
     def __call__(self, image: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """In training mode (or for batches) tensors go through ``forward``; otherwise the

@@ -29,7 +29,7 @@ from .transformer import FastPath, TransformerNet, _pad_reflect_or_replicate, fa
 OPSET = 17
 #: The graph is exported with the exact sub-pixel rewrite of the upsampling layers
 #: (fewer MACs); NNPACK and in-place ops are PyTorch-only.
-EXPORT_PATH = FastPath(subpixel_upsampling=True, winograd=False, inplace=False)
+EXPORT_PATH = FastPath(subpixel_upsampling=True, winograd=False, inplace=False, fused_norm=False)
 
 
 def _network(model: Any) -> TransformerNet:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused, winograd
 from .config import BaseConfig, check_choice, check_int, check_optional_str
 from .errors import ConfigError
 
@@ -138,22 +139,30 @@ class FastPath:
     ``winograd``: stride-1 convolutions on CPU use NNPACK's Winograd/FFT kernels
     (fp32; differences from the direct convolution are ~1e-5 relative).
     ``inplace``: ReLU and the residual sum reuse their input buffers.
+    ``fused_norm``: on CPU (fp32), instance norm, ReLU and the next layer's padding run
+    in place in a few passes (``fst.fused``; needs ``subpixel_upsampling``).
     """
 
     subpixel_upsampling: bool = True
     winograd: bool = True
     inplace: bool = True
+    fused_norm: bool = True
 
+
+#: What training uses on CPU: the differentiable rewrites only.
+TRAINING_PATH = FastPath(inplace=False, fused_norm=False)
 
 _FAST_PATH: contextvars.ContextVar[FastPath | None] = contextvars.ContextVar("fst_fast_path", default=None)
 
 
 @contextlib.contextmanager
 def fast_inference(options: FastPath | None = FastPath()) -> Iterator[None]:
-    """Within this block (this thread only, no autograd), TransformerNets use ``options``.
+    """Within this block (this thread only), TransformerNets use ``options``.
 
     Outputs equal the plain forward within float rounding (tests/test_optimizations.py);
-    ``None`` selects the plain forward.
+    ``None`` selects the plain forward. With autograd on, only the differentiable
+    rewrites apply (sub-pixel upsampling, NNPACK convolutions with their backward):
+    see ``TRAINING_PATH``.
     """
     token = _FAST_PATH.set(options)
     try:
@@ -162,31 +171,15 @@ def fast_inference(options: FastPath | None = FastPath()) -> Iterator[None]:
         _FAST_PATH.reset(token)
 
 
-_NNPACK_OK: bool | None = None
-
-
-def _nnpack_ok() -> bool:
-    global _NNPACK_OK
-    if _NNPACK_OK is None:  # _nnpack_available() also initialises NNPACK: call it once first
-        try:
-            _NNPACK_OK = bool(torch._nnpack_available())
-        except (AttributeError, RuntimeError):
-            _NNPACK_OK = False
-    return _NNPACK_OK
-
-
 def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor | None = None,
           bias: torch.Tensor | None = None) -> torch.Tensor:
     """``conv`` (unpadded) on x, through NNPACK when the fast path asks for it and it applies."""
     weight = conv.weight if weight is None else weight
     bias = conv.bias if bias is None else bias
     fast = _FAST_PATH.get()
-    if (fast is not None and fast.winograd and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and conv.stride == (1, 1) and conv.groups == 1
-            and conv.dilation == (1, 1) and conv.padding == (0, 0) and max(weight.shape[-2:]) > 1
-            and x.is_contiguous() and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-            and bias is not None and _nnpack_ok()):
-        return torch._nnpack_spatial_convolution(x, weight, bias, [0, 0])
+    if (fast is not None and fast.winograd and conv.padding == (0, 0)
+            and winograd.applies(x, weight, conv.stride, conv.dilation, conv.groups)):
+        return winograd.conv2d(x, weight, bias)
     return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
@@ -297,6 +290,17 @@ class TransformerNet(nn.Module):
             x = _pad_reflect_or_replicate(x, pad_w, pad_h)
         if s2d > 1:
             x = F.pixel_unshuffle(x, s2d)
+        fast = _FAST_PATH.get()
+        if (fast is not None and fast.fused_norm and fast.subpixel_upsampling and fused.applies(self, x)
+                and not (torch.is_grad_enabled() and (x.requires_grad or self.conv1.conv2d.weight.requires_grad))):
+            y = torch.sigmoid_(fused.forward(self, x))   # a fresh buffer: in place
+        else:
+            y = torch.sigmoid(self._plain_body(x))
+        if s2d > 1:
+            y = F.pixel_shuffle(y, s2d)
+        return y[..., :height, :width]
+
+    def _plain_body(self, x: torch.Tensor) -> torch.Tensor:
         y = _relu(self.in1(self.conv1(x)))
         y = _relu(self.in2(self.conv2(y)))
         y = _relu(self.in3(self.conv3(y)))
@@ -304,11 +308,7 @@ class TransformerNet(nn.Module):
             y = block(y)
         y = _relu(self.in4(self.deconv1(y)))
         y = _relu(self.in5(self.deconv2(y)))
-        y = self.deconv3(y)
-        if s2d > 1:
-            y = F.pixel_shuffle(y, s2d)
-        y = torch.sigmoid(y)
-        return y[..., :height, :width]
+        return self.deconv3(y)
 
 
 class _Upsample(nn.Module):
@@ -341,7 +341,7 @@ class _Upsample(nn.Module):
         phases = [y[:, (2 * a + b) * channels:(2 * a + b + 1) * channels,
                     a:y.shape[2] - 1 + a, b:y.shape[3] - 1 + b] for a in (0, 1) for b in (0, 1)]
         batch, _, height, width = phases[0].shape
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # export-friendly: no index_put
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.is_grad_enabled():  # no index_put
             out = torch.stack(phases, 2).view(batch, channels, 2, 2, height, width).permute(0, 1, 4, 2, 5, 3)
             return out.reshape(batch, channels, 2 * height, 2 * width)
         out = y.new_empty(batch, channels, height, 2, width, 2)
@@ -349,20 +349,33 @@ class _Upsample(nn.Module):
             out[:, :, :, index // 2, :, index % 2] = phase
         return out.view(batch, channels, 2 * height, 2 * width)
 
-    def _phase_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _phase_weights(self, dtype: torch.dtype, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The four phases' 2x2 kernels stacked on the output channels (``embed``: each
+        placed at offset (a, b) of a zero 3x3 kernel, so all phases share one output grid)."""
         weight, bias = self.conv2d.weight, self.conv2d.bias
         versions = (-1, -1) if weight.is_inference() else (weight._version, bias._version)  # no counter there
-        key = (*versions, weight.data_ptr(), bias.data_ptr(), weight.device, dtype)
-        cached = getattr(self, "_phase_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        key = (*versions, weight.data_ptr(), bias.data_ptr(), weight.device, dtype, embed)
+        if torch.is_grad_enabled() and weight.requires_grad:  # training: differentiable, never cached
+            return self._phase_weights_of(weight, bias, dtype, embed)
+        cache = self.__dict__.setdefault("_phase_cache", {})
+        if key in cache:
+            return cache[key]
         with torch.no_grad():
-            # taps[a] maps the 3 original taps to the 2 taps of output phase a.
-            taps = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])
-            phase = torch.einsum("art,bsu,oitu->aboirs", taps, taps, weight)
-            result = (phase.reshape(-1, weight.shape[1], 2, 2).to(dtype).contiguous(), bias.repeat(4).to(dtype))
-        self._phase_cache = (key, result)
+            result = self._phase_weights_of(weight, bias, dtype, embed)
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = result
         return result
+
+    @staticmethod
+    def _phase_weights_of(weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype,
+                          embed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        # taps[a] maps the 3 original taps to the 2 taps of output phase a.
+        taps = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])
+        phase = torch.einsum("art,bsu,oitu->aboirs", taps, taps, weight)
+        if embed:
+            phase = torch.stack([F.pad(phase[a, b], (b, 1 - b, a, 1 - a)) for a in (0, 1) for b in (0, 1)])
+        return phase.reshape(-1, *phase.shape[-3:]).to(dtype).contiguous(), bias.repeat(4).to(dtype)
 
 
 def _pad_reflect_or_replicate(x: torch.Tensor, pad_w: int, pad_h: int) -> torch.Tensor:

@@ -102,13 +102,99 @@ def test_fast_path_keeps_norm_stats_record_and_frozen_modes():
     assert (frozen - recorded).abs().max() < 1e-3
 
 
-def test_fast_path_is_not_used_with_autograd():
-    net = _randomised("johnson-lite").train()
-    x = _image(32, 32).requires_grad_(True)
-    with fast_inference():
-        out = net(x)
-    out.mean().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
+def test_fast_path_with_autograd_matches_plain_gradients():
+    net = _randomised("johnson").train()
+    x = _image(32, 40).requires_grad_(True)
+    grads = {}
+    for name, options in (("plain", None), ("fast", FastPath())):
+        net.zero_grad()
+        x.grad = None
+        with fast_inference(options):
+            out = net(x)
+        (out * torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()
+        grads[name] = torch.cat([x.grad.flatten(), *(p.grad.flatten() for p in net.parameters())])
+    plain, fast = grads["plain"], grads["fast"]
+    assert torch.isfinite(fast).all()
+    assert (fast - plain).norm() / plain.norm() < 1e-4
+
+
+def test_fused_forward_is_taken_and_matches_unfused(monkeypatch):
+    from fst import fused
+
+    calls = []
+    real = fused.forward
+    monkeypatch.setattr(fused, "forward", lambda net, x: calls.append(x.shape) or real(net, x))
+    for arch in sorted(ARCHITECTURES):
+        net = _randomised(arch)
+        x = torch.cat([_image(44, 70, seed=1), _image(44, 70, seed=2)])  # a batch of two
+        with torch.inference_mode():
+            with fast_inference(FastPath(fused_norm=False)):
+                unfused = net(x)
+            with fast_inference():
+                fused_out = net(x)
+        assert (fused_out - unfused).abs().max() < WINOGRAD_TOL, arch
+    assert len(calls) == len(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("kernel,padding", [(3, 1), (3, 0), (9, 0), (2, 0), (5, 2)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_winograd_conv2d_and_its_gradients_match_conv2d(kernel, padding, batch):
+    from fst import winograd
+
+    torch.manual_seed(kernel + batch)
+    x = torch.randn(batch, 6, 17, 23, requires_grad=True)
+    weight = (torch.randn(5, 6, kernel, kernel) / kernel).requires_grad_(True)
+    bias = torch.randn(5, requires_grad=True)
+    upstream = torch.randn(batch, 5, 17 + 2 * padding - kernel + 1, 23 + 2 * padding - kernel + 1)
+    results = []
+    for conv in (winograd.conv2d, lambda *a, padding: torch.nn.functional.conv2d(*a, padding=padding)):
+        out = conv(x, weight, bias, padding=padding)
+        grads = torch.autograd.grad((out * upstream).sum(), (x, weight, bias))
+        results.append((out, *grads))
+    assert winograd.applies(x, weight)
+    for fast, plain in zip(*results):
+        assert (fast - plain).abs().max() <= WINOGRAD_TOL * max(1.0, plain.abs().max().item())
+    with torch.no_grad():  # inference: no autograd graph, same numbers
+        assert (winograd.conv2d(x, weight, None, padding=padding) + bias.view(1, -1, 1, 1)
+                - results[1][0]).abs().max() < WINOGRAD_TOL * max(1.0, results[1][0].abs().max().item())
+
+
+def test_vgg_winograd_forward_matches_plain():
+    from fst.vgg import VGG16Features
+
+    torch.manual_seed(0)
+    vgg = VGG16Features(normalisation="caffe")
+    x = _image(64, 80)
+    with torch.no_grad():
+        fast = vgg(x, ["relu2_2", "relu4_3"])
+        vgg.winograd = False
+        plain = vgg(x, ["relu2_2", "relu4_3"])
+    for layer in plain:
+        assert (fast[layer] - plain[layer]).abs().max() <= 1e-4 * plain[layer].abs().max()
+
+
+def test_training_path_gives_the_plain_loss_and_gradients():
+    from fst.losses import LossWeights, PerceptualLoss
+    from fst.vgg import VGG16Features
+
+    torch.manual_seed(0)
+    vgg = VGG16Features(normalisation="caffe")
+    model = FastStyle(config_for_arch("johnson")).train()
+    criterion = PerceptualLoss(vgg, torch.rand(1, 3, 64, 64), LossWeights())
+    x = torch.rand(2, 3, 48, 48)
+    results = []
+    for fast in (True, False):
+        vgg.winograd = fast
+        model.training_path = FastStyle.training_path if fast else None
+        model.zero_grad()
+        terms = criterion(model(x), x)
+        terms.total.backward()
+        results.append((terms.total.item(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    (fast_loss, fast_grad), (plain_loss, plain_grad) = results
+    assert fast_loss == pytest.approx(plain_loss, rel=1e-5)
+    # VGG's max-pools route gradients by argmax: rounding-level input changes move a few of
+    # them (oneDNN in channels_last differs from NCHW by as much), hence the norm-wise bound.
+    assert (fast_grad - plain_grad).norm() / plain_grad.norm() < 5e-3
 
 
 def test_faststyle_cpu_stylize_equals_plain_forward():

@@ -1,0 +1,153 @@
+"""Fused CPU forward of a TransformerNet: the memory-bound steps done in fewer passes.
+
+The plain forward runs, per layer: convolution -> instance norm (a new tensor) ->
+ReLU -> reflection pad (another new tensor). On a CPU the three memory-bound steps
+cost as much as the convolutions at 640x480 (and each fresh 40 MB tensor page-faults).
+Here each convolution's output is normalised in place (mean, centre, norm,
+scale+shift), and the ReLU writes straight into the interior of the next layer's
+padded input, whose border is then filled by mirroring a few rows and columns.
+Sub-pixel upsampling (see ``_Upsample._subpixel``) is fused the same way: its four
+phases are normalised together and the ReLU interleaves them into the padded buffer,
+so the upsampled tensor is written once.
+
+The arithmetic is the plain forward's; results differ only by float rounding
+(tests/test_optimizations.py). Tiling's recorded/frozen statistics are honoured.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .transformer import InstanceNorm2d, TransformerNet
+
+
+def applies(net: TransformerNet, x: torch.Tensor) -> bool:
+    """Whether :func:`forward` handles this network and input (CPU fp32, nearest 3x3 upsampling)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and net.config.upsample_mode == "nearest"
+            and net.deconv1.conv2d.kernel_size == (3, 3) and net.deconv2.conv2d.kernel_size == (3, 3)
+            and min(x.shape[-2:]) >= 8)
+
+
+def forward(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
+    """The body of ``TransformerNet.forward`` after input padding/space-to-depth."""
+    from .transformer import _conv
+
+    y = _conv(net.conv1.conv2d, net.conv1.pad(x))
+    y = _conv(net.conv2.conv2d, _norm_relu_padded(net.in1, y, net.conv2.pad.padding[0]))
+    y = _conv(net.conv3.conv2d, _norm_relu_padded(net.in2, y, net.conv3.pad.padding[0]))
+    blocks = net.res_blocks
+    trunk = _norm_relu_padded(net.in3, y, 1, fill=False)   # interior: the residual stream
+    scratch: torch.Tensor | None = None
+    for block in blocks:
+        _fill(trunk, 1, "reflect")
+        h = _layer(block.conv1, trunk)
+        if scratch is None:
+            scratch = h.new_empty(trunk.shape)
+        _normalize_(block.in1, [h])
+        torch.clamp_min(h, 0, out=_interior(scratch, 1))
+        _fill(scratch, 1, "reflect")
+        h = _layer(block.conv2, scratch)
+        _normalize_(block.in2, [h])
+        _interior(trunk, 1).add_(h)
+    _fill(trunk, 1, "replicate")                            # what sub-pixel upsampling reads
+    y = _upsample_norm_relu_padded(net.deconv1, net.in4, trunk, 1, "replicate")
+    y = _upsample_norm_relu_padded(net.deconv2, net.in5, y, net.deconv3.pad.padding[0], "reflect")
+    return _conv(net.deconv3.conv2d, y)
+
+
+def _layer(layer: torch.nn.Module, padded: torch.Tensor) -> torch.Tensor:
+    """A ConvLayer or SeparableConvLayer applied to an already padded input."""
+    from .transformer import _conv
+
+    if hasattr(layer, "conv2d"):
+        return _conv(layer.conv2d, padded)
+    h = layer.depthwise(padded)
+    # The pointwise 1x1 convolution as one matrix product (F.conv2d takes a slow path for 1x1).
+    weight, bias = layer.pointwise.weight, layer.pointwise.bias
+    y = torch.matmul(weight.flatten(1), h.flatten(2)).add_(bias.view(-1, 1))
+    return y.view(h.shape[0], -1, *h.shape[2:])
+
+
+def _interior(buffer: torch.Tensor, pad: int) -> torch.Tensor:
+    return buffer[:, :, pad:buffer.shape[2] - pad, pad:buffer.shape[3] - pad]
+
+
+def _fill(buffer: torch.Tensor, pad: int, mode: str) -> None:
+    """Fill the ``pad``-wide border of ``buffer`` from its interior (as F.pad's reflect/replicate)."""
+    if pad == 0:
+        return
+    height, width = buffer.shape[2] - 2 * pad, buffer.shape[3] - 2 * pad
+    rows = buffer[:, :, :, pad:pad + width]
+    cols = buffer
+    if mode == "reflect":
+        rows[:, :, :pad].copy_(rows[:, :, pad + 1:2 * pad + 1].flip(2))
+        rows[:, :, pad + height:].copy_(rows[:, :, height - 1:pad + height - 1].flip(2))
+        cols[..., :pad].copy_(cols[..., pad + 1:2 * pad + 1].flip(3))
+        cols[..., pad + width:].copy_(cols[..., width - 1:pad + width - 1].flip(3))
+    else:
+        rows[:, :, :pad].copy_(rows[:, :, pad:pad + 1].expand(-1, -1, pad, -1))
+        rows[:, :, pad + height:].copy_(rows[:, :, pad + height - 1:pad + height].expand(-1, -1, pad, -1))
+        cols[..., :pad].copy_(cols[..., pad:pad + 1].expand(-1, -1, -1, pad))
+        cols[..., pad + width:].copy_(cols[..., pad + width - 1:pad + width].expand(-1, -1, -1, pad))
+
+
+def _normalize_(norm: InstanceNorm2d, parts: list[torch.Tensor]) -> None:
+    """Instance-normalise, in place, the union of ``parts`` (views with the same batch and channels)."""
+    from .transformer import _NORM_STATS
+
+    state = _NORM_STATS.get()
+    if state is not None and state[0] == "frozen":
+        mean, var = state[1][id(norm)]
+        for part in parts:
+            part.sub_(mean)
+    else:
+        count = sum(part.shape[2] * part.shape[3] for part in parts)
+        mean = sum(part.sum((2, 3), keepdim=True) for part in parts) / count
+        for part in parts:
+            part.sub_(mean)
+        var = sum(torch.linalg.vector_norm(part, dim=(2, 3), keepdim=True).square_() for part in parts) / count
+        if state is not None:  # "record": the statistics of the plain forward
+            state[1][id(norm)] = (mean, var)
+    scale = torch.rsqrt(var + norm.eps).mul_(norm.weight.view(1, -1, 1, 1))
+    shift = norm.bias.view(1, -1, 1, 1)
+    for part in parts:
+        part.mul_(scale).add_(shift)
+
+
+def _norm_relu_padded(norm: InstanceNorm2d, x: torch.Tensor, pad: int, fill: bool = True) -> torch.Tensor:
+    """relu(norm(x)) written into a new buffer padded by ``pad`` (reflection); ``x`` is overwritten."""
+    _normalize_(norm, [x])
+    batch, channels, height, width = x.shape
+    buffer = x.new_empty(batch, channels, height + 2 * pad, width + 2 * pad)
+    torch.clamp_min(x, 0, out=_interior(buffer, pad))
+    if fill:
+        _fill(buffer, pad, "reflect")
+    return buffer
+
+
+def _upsample_norm_relu_padded(upsample: torch.nn.Module, norm: InstanceNorm2d, source: torch.Tensor,
+                               pad: int, mode: str) -> torch.Tensor:
+    """relu(norm(upsample(x))) into a buffer padded by ``pad`` (``mode``).
+
+    ``source`` is x replicate-padded by 1. The sub-pixel convolution's four 2x2 kernels
+    sit in one 3x3 kernel each (at their phase's offset), so all phases share one output
+    grid and the convolution gets Winograd's speed; the phases are normalised together
+    and interleaved by the ReLU's write.
+    """
+    from .transformer import _conv
+
+    weight, bias = upsample._phase_weights(source.dtype, embed=True)
+    y = _conv(upsample.conv2d, source, weight, bias)            # (B, 4C, H, W): one phase per C channels
+    channels = weight.shape[0] // 4
+    batch, height, width = y.shape[0], y.shape[2], y.shape[3]
+    phases = list(y.split(channels, dim=1))
+    _normalize_(norm, phases)
+    buffer = y.new_empty(batch, channels, 2 * height + 2 * pad, 2 * width + 2 * pad)
+    grid = _interior(buffer, pad).unflatten(2, (height, 2)).unflatten(4, (width, 2))
+    for index, phase in enumerate(phases):
+        torch.clamp_min(phase, 0, out=grid[:, :, :, index // 2, :, index % 2])
+    _fill(buffer, pad, mode)
+    return buffer
