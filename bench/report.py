@@ -24,6 +24,12 @@ def render(results: dict) -> str:
         lines.append(f"| {r['size']} | {r['threads']} | {r['candidate']} | {r['min'] * 1e3:.1f} | {r['p50'] * 1e3:.1f} | "
                      f"{r['p95'] * 1e3:.1f} | {r['fps']:.1f} | {r['speedup_vs_reference'] or 0:.2f}x | "
                      f"{r['gflop'] or 0:.1f} | {(r['fraction_of_conv_peak'] or 0) * 100:.0f}% |")
+    if results.get("huge_pages_off"):
+        lines += ["", "Huge pages off (`THP_MEM_ALLOC_ENABLE=0`), same sizes, 1 thread:", "",
+                  "| candidate | min ms | p50 ms | vs reference |", "|---|---|---|---|"]
+        for r in results["huge_pages_off"]:
+            lines.append(f"| {r['candidate']} | {r['min'] * 1e3:.1f} | {r['p50'] * 1e3:.1f} | "
+                         f"{r['speedup_vs_reference']:.2f}x |")
     lines += ["", "| size | what | peak RSS MB | time |", "|---|---|---|---|"]
     for r in results["memory"]:
         if "rss_mb" in r:

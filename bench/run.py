@@ -109,7 +109,7 @@ def _build_candidates(names: list[str], size: tuple[int, int], threads: int) -> 
             def run(net=net):
                 with fast_inference():
                     return net(x)
-            out[name] = (run, "PyTorch CPU fast path (sub-pixel upsampling + NNPACK Winograd)")
+            out[name] = (run, "PyTorch CPU fast path (fused norm/ReLU/padding, sub-pixel upsampling, NNPACK)")
         elif mode == "frame":
             m = model(arch)
             out[name] = (lambda m=m: m.stylize(frame), "FastStyle.stylize, uint8 frame in/out (fast path)")
@@ -333,8 +333,9 @@ def worker_gatys(job: dict) -> dict:
         return {"skipped": f"VGG16 weights not prepared at {weights_path()} (run `fst prepare-vgg`)"}
     model_dir = Path(job["model"]) if job.get("model") else None
     if model_dir is None:
-        found = sorted(p.parent for p in (ROOT / "models").glob("*/config.json")
-                       if (p.parent / "model.safetensors").is_file() and "style" in p.read_text())
+        from fst import catalog
+
+        found = [entry.path for entry in catalog.load_catalog() if entry.kind == "style"]
         model_dir = found[0] if found else None
     if model_dir is None:
         return {"skipped": "no trained style model under models/ (pass --gatys-model FOLDER)"}
@@ -374,7 +375,8 @@ WORKERS = {"latency": worker_latency, "rss": worker_rss, "peak": worker_peak, "f
 # ============================================================================ orchestration
 def spawn(job: dict, timeout: float = 1800) -> dict:
     """Run one worker in a fresh process; returns its JSON (or {'error': ...})."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(job.get("threads", 1)), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(job.get("threads", 1)), "PYTHONWARNINGS": "ignore",
+           **job.get("env", {})}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
@@ -499,6 +501,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"{1 / s['min']:6.1f} {row['speedup_vs_reference'] or 0:6.2f}x "
                   f"{gflop or 0:7.1f} {frac * 100 if frac else 0:5.0f}%")
 
+    # ---------------------------------------------------- huge pages (fst's default) off
+    print("\n## the same at 640x480, 1 thread, with huge pages off (THP_MEM_ALLOC_ENABLE=0)")
+    res = spawn({"kind": "latency", "threads": 1, "size": SIZES["640x480"], "candidates": ["reference", "johnson:fast"],
+                 "repeats": repeats, "env": {"THP_MEM_ALLOC_ENABLE": "0"}})
+    results["huge_pages_off"] = []
+    if "times" in res:
+        ref_min = min(res["times"]["reference"])
+        for name, values in res["times"].items():
+            s = stats(values)
+            results["huge_pages_off"].append({"size": "640x480", "threads": 1, "candidate": name, **s,
+                                              "speedup_vs_reference": ref_min / s["min"]})
+            print(f"640x480     1 {name:22s} {s['min'] * 1e3:8.1f} {s['p50'] * 1e3:8.1f} {ref_min / s['min']:6.2f}x")
+    else:
+        print(f"error: {res.get('error')}")
+
     # ------------------------------------------------------------------- memory
     print("\n## peak RSS of a fresh process (MB; one warm-up + one call)")
     mem_plan = [("640x480", "reference"), ("640x480", "johnson:fast"), ("640x480", "johnson:ort")]
@@ -519,11 +536,11 @@ def main(argv: list[str] | None = None) -> int:
                                                      if "rss_mb" in res else str(res)))
 
     # ------------------------------------------------------------------- training
-    print(f"\n## training step (johnson, Adam, batch 4, {128 if quick else 256}px; VGG16 to relu4_3)")
+    print("\n## training step (johnson, Adam, batch 4, 256px; VGG16 to relu4_3)")
     results["training"] = []
-    train_threads = [max(threads)] if quick else threads
+    train_threads = [min(threads)] if quick else threads   # 1 thread: the steady figure
     for t in train_threads:
-        res = spawn({"kind": "train", "threads": t, "batch": 4, "image_size": 128 if quick else 256,
+        res = spawn({"kind": "train", "threads": t, "batch": 4, "image_size": 256,
                      "repeats": 1 if quick else 3,
                      "channels_last": not quick})
         if "error" in res:

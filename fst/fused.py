@@ -28,14 +28,14 @@ def applies(net: TransformerNet, x: torch.Tensor) -> bool:
     """Whether :func:`forward` handles this network and input (CPU fp32, nearest 3x3 upsampling)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and net.config.upsample_mode == "nearest"
             and net.deconv1.conv2d.kernel_size == (3, 3) and net.deconv2.conv2d.kernel_size == (3, 3)
-            and min(x.shape[-2:]) >= 8)
+            and min(x.shape[-2:]) >= 8 * net.config.space_to_depth)
 
 
 def forward(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
-    """The body of ``TransformerNet.forward`` after input padding/space-to-depth."""
+    """The body of ``TransformerNet.forward`` after input padding (before pixel shuffle)."""
     from .transformer import _conv
 
-    y = _conv(net.conv1.conv2d, net.conv1.pad(x))
+    y = _conv(net.conv1.conv2d, _unshuffle_padded(x, net.config.space_to_depth, net.conv1.pad.padding[0]))
     y = _conv(net.conv2.conv2d, _norm_relu_padded(net.in1, y, net.conv2.pad.padding[0]))
     y = _conv(net.conv3.conv2d, _norm_relu_padded(net.in2, y, net.conv3.pad.padding[0]))
     blocks = net.res_blocks
@@ -58,6 +58,19 @@ def forward(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
     return _conv(net.deconv3.conv2d, y)
 
 
+def _unshuffle_padded(x: torch.Tensor, factor: int, pad: int) -> torch.Tensor:
+    """``ReflectionPad2d(pad)(pixel_unshuffle(x, factor))`` with one copy into the padded buffer."""
+    if factor == 1:
+        return F.pad(x, (pad,) * 4, mode="reflect") if pad else x
+    batch, channels, height, width = x.shape
+    height, width = height // factor, width // factor
+    buffer = x.new_empty(batch, channels * factor * factor, height + 2 * pad, width + 2 * pad)
+    blocks = x.view(batch, channels, height, factor, width, factor).permute(0, 1, 3, 5, 2, 4)
+    _interior(buffer, pad).unflatten(1, (channels, factor, factor)).copy_(blocks)
+    _fill(buffer, pad, "reflect")
+    return buffer
+
+
 def _layer(layer: torch.nn.Module, padded: torch.Tensor) -> torch.Tensor:
     """A ConvLayer or SeparableConvLayer applied to an already padded input."""
     from .transformer import _conv
@@ -67,8 +80,12 @@ def _layer(layer: torch.nn.Module, padded: torch.Tensor) -> torch.Tensor:
     h = layer.depthwise(padded)
     # The pointwise 1x1 convolution as one matrix product (F.conv2d takes a slow path for 1x1).
     weight, bias = layer.pointwise.weight, layer.pointwise.bias
-    y = torch.matmul(weight.flatten(1), h.flatten(2)).add_(bias.view(-1, 1))
-    return y.view(h.shape[0], -1, *h.shape[2:])
+    batch, channels = h.shape[:2]
+    if batch == 1:
+        y = torch.addmm(bias.view(-1, 1), weight.view(weight.shape[0], channels), h.view(channels, -1))
+    else:
+        y = torch.bmm(weight.view(1, -1, channels).expand(batch, -1, -1), h.flatten(2)).add_(bias.view(-1, 1))
+    return y.view(batch, -1, *h.shape[2:])
 
 
 def _interior(buffer: torch.Tensor, pad: int) -> torch.Tensor:

@@ -34,7 +34,7 @@ class ImageInput:
 
 def to_uint8_array(tensor: torch.Tensor) -> np.ndarray:
     """1x3xHxW float in [0, 1] -> HxWx3 uint8 (rounded, clamped)."""
-    array = tensor[0].detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    array = tensor[0].detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8)  # one new float buffer
     return array.permute(1, 2, 0).contiguous().cpu().numpy()
 
 

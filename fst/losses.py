@@ -118,12 +118,27 @@ class PerceptualLoss(torch.nn.Module):
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> LossTerms:
         w = self.weights
+        if output.device.type == "cpu" and len(output) > 1:
+            # One image at a time through VGG on CPU: NNPACK's fast kernels take one image,
+            # so a batch would be split and re-joined (copied) at every convolution.
+            # The sums below make the terms equal to the batched ones.
+            parts = [self._sums(o[None], c[None]) for o, c in zip(output, content)]
+            error, energy, count, style = (sum(part[i] for part in parts) for i in range(4))
+        else:
+            error, energy, count, style = self._sums(output, content)
+        # content_loss(): MSE relative to the mean squared target feature (clamped at 1e-8).
+        content_term = error / energy.clamp_min(1e-8 * count)
+        return LossTerms(content=w.content_weight * content_term, style=w.style_weight * style / len(output),
+                         tv=w.tv_weight * total_variation(output))
+
+    def _sums(self, output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+        """Summed over the batch: squared content-feature error, squared content-feature
+        energy, the number of content-feature values, and the style distances."""
+        w = self.weights
         layers = list(dict.fromkeys([w.content_layer, *w.style_layers]))
         out_feats = self.vgg(output, layers)
         with torch.no_grad():
-            content_feats = self.vgg(content, [w.content_layer])
-        return LossTerms(
-            content=w.content_weight * content_loss(out_feats[w.content_layer], content_feats[w.content_layer]),
-            style=w.style_weight * style_loss(out_feats, self.target_grams(), w.style_layers, w.layer_weights()),
-            tv=w.tv_weight * total_variation(output),
-        )
+            target = self.vgg(content, [w.content_layer])[w.content_layer].float()
+        error = (out_feats[w.content_layer].float() - target).pow(2).sum()
+        style = style_loss(out_feats, self.target_grams(), w.style_layers, w.layer_weights()) * len(output)
+        return error, target.pow(2).sum(), target.numel(), style

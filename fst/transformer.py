@@ -288,14 +288,12 @@ class TransformerNet(nn.Module):
         pad_h, pad_w = max((-height) % stride, 2 * stride - height), max((-width) % stride, 2 * stride - width)
         if pad_h or pad_w:
             x = _pad_reflect_or_replicate(x, pad_w, pad_h)
-        if s2d > 1:
-            x = F.pixel_unshuffle(x, s2d)
         fast = _FAST_PATH.get()
         if (fast is not None and fast.fused_norm and fast.subpixel_upsampling and fused.applies(self, x)
                 and not (torch.is_grad_enabled() and (x.requires_grad or self.conv1.conv2d.weight.requires_grad))):
             y = torch.sigmoid_(fused.forward(self, x))   # a fresh buffer: in place
         else:
-            y = torch.sigmoid(self._plain_body(x))
+            y = torch.sigmoid(self._plain_body(F.pixel_unshuffle(x, s2d) if s2d > 1 else x))
         if s2d > 1:
             y = F.pixel_shuffle(y, s2d)
         return y[..., :height, :width]
