@@ -133,14 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="longer side of the photos")
     parser.add_argument("--gatys-steps", type=int, default=300)
     parser.add_argument("--write-cards", action="store_true", help="update the models' cards")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="catalogue entries to evaluate (default: all); other results are kept")
     args = parser.parse_args(argv)
     if args.quick:
         args.photos, args.size, args.gatys_steps = 2, 192, 50
     torch.set_num_threads(max(1, torch.get_num_threads()))
     photos = load_photos(args.photos, args.size)
     vgg = load_vgg16()
-    report: dict = {}
+    path = RESULTS / "quality.json"
+    report: dict = json.loads(path.read_text()) if args.only and path.is_file() else {}
     for entry in catalog.load_catalog():
+        if args.only and entry.name not in args.only:
+            continue
         if entry.kind == "style":
             report[entry.name] = evaluate_style(entry, photos, vgg, args.gatys_steps)
             section = style_markdown(report[entry.name])
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_cards:
             write_card(entry.path / "README.md", section)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quality.json").write_text(json.dumps(report, indent=2))
+    path.write_text(json.dumps(report, indent=2))
     return 0
 
 

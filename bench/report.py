@@ -38,6 +38,19 @@ def render(results: dict) -> str:
     for r in results["training"]:
         lines.append(f"| {r['threads']} | {r['candidate']} | {r['min']:.2f} | {r['p50']:.2f} | {r['images_per_s']:.2f} | "
                      f"{r['speedup_vs_reference']:.2f}x |")
+    colorizer = results.get("colorizer", {})
+    if colorizer and "error" not in colorizer and "skipped" not in colorizer:
+        lines += ["", "Colorizer (fst/colorizer.py, default config): " + "; ".join(
+            f"{size}: {min(v['colorizer']) * 1e3:.0f} ms (the reference style network: {min(v['reference']) * 1e3:.0f} ms)"
+            for size, v in colorizer.items()) + "."]
+    gatys = results.get("gatys", {})
+    if gatys.get("reached"):
+        size = gatys.get("size")
+        size = "x".join(str(n) for n in reversed(size)) if isinstance(size, list) else str(size)
+        lines += ["", f"Gatys (fst/gatys.py, L-BFGS, {size} px, {Path(str(gatys.get('model'))).name}): reached the "
+                  f"feed-forward network's loss ({gatys['ff_loss']:.3g}) after {gatys['reached']['seconds']:.1f} s and "
+                  f"{gatys['reached']['evaluations']} evaluations; the network took {gatys['ff_seconds'] * 1e3:.0f} ms "
+                  f"({gatys['reached']['seconds'] / gatys['ff_seconds']:.0f}x faster)."]
     flops = results.get("flops", {})
     if flops:
         lines += ["", "| network | params | GMAC 640x480 (plain) | GMAC 640x480 (sub-pixel rewrite) |", "|---|---|---|---|"]

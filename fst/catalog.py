@@ -7,8 +7,9 @@ The models folder is ``$FST_MODELS_DIR`` when set, else ``models/`` of the repos
                  "kind": "style", "folder": "starry_night", "hub_id": "fast-style/starry-night",
                  "style_image": "style.jpg", "lite": "starry_night_lite"}, ...]}
 
-``style_image`` and ``lite`` are optional; ``lite`` names the entry that holds the
-``johnson-lite`` network of the same style (the app's webcam uses it on CPU).
+``style_image`` and ``lite`` are optional; ``lite`` names the entry that holds a faster
+network of the same style (e.g. ``johnson-rt``): the app's webcam uses it on CPU, and the
+style list shows only the full entry.
 """
 from __future__ import annotations
 

@@ -26,12 +26,17 @@ def available() -> bool:
     return _AVAILABLE
 
 
+#: Below this many input pixels per channel NNPACK's 8x8 output tiles lose to oneDNN
+#: (VGG16's 16x16 layers: 0.7x; 32x32: 1.0-1.7x; 64x64 and up: 1.5-2.6x; see BENCHMARKS.md).
+MIN_PIXELS = 32 * 32
+
+
 def applies(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, ...] = (1, 1),
             dilation: tuple[int, ...] = (1, 1), groups: int = 1) -> bool:
     """Whether :func:`conv2d` would use NNPACK for these arguments."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
             and x.dim() == 4 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
-            and max(weight.shape[-2:]) > 1 and available())
+            and max(weight.shape[-2:]) > 1 and x.shape[-2] * x.shape[-1] >= MIN_PIXELS and available())
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int = 0) -> torch.Tensor:

@@ -32,6 +32,8 @@ def held_out(data_dir) -> list[torch.Tensor]:
 
 def test_catalogue_lists_at_least_five_styles_and_a_colorizer():
     assert len(STYLES) >= 5 and len(COLORIZERS) == 1
+    webcam = {e.name: e for e in STYLES}[{e.name: e for e in STYLES}["starry_night"].lite]
+    assert FastStyle.from_pretrained(webcam.path).config.arch == "johnson-rt"
     for entry in ENTRIES:
         assert entry.display_name and "/" in entry.hub_id
         for name in ("config.json", "model.safetensors", "README.md"):
@@ -101,6 +103,8 @@ def test_reproduction_scripts_run_with_a_tiny_step_count(data_dir, tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert FastStyle.from_pretrained(tmp_path / "models" / "starry_night").config.training["max_steps"] == 2
+    webcam = FastStyle.from_pretrained(tmp_path / "models" / "starry_night_rt").config   # its webcam network
+    assert webcam.arch == "johnson-rt" and webcam.training["max_steps"] == 6
     env.update(OUT=str(tmp_path / "out" / "colorizer"), IMAGE_SIZE="64")
     result = subprocess.run(["bash", "train/train_colorizer_default.sh"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)

@@ -142,10 +142,10 @@ def test_winograd_conv2d_and_its_gradients_match_conv2d(kernel, padding, batch):
     from fst import winograd
 
     torch.manual_seed(kernel + batch)
-    x = torch.randn(batch, 6, 17, 23, requires_grad=True)
+    x = torch.randn(batch, 6, 33, 37, requires_grad=True)
     weight = (torch.randn(5, 6, kernel, kernel) / kernel).requires_grad_(True)
     bias = torch.randn(5, requires_grad=True)
-    upstream = torch.randn(batch, 5, 17 + 2 * padding - kernel + 1, 23 + 2 * padding - kernel + 1)
+    upstream = torch.randn(batch, 5, 33 + 2 * padding - kernel + 1, 37 + 2 * padding - kernel + 1)
     results = []
     for conv in (winograd.conv2d, lambda *a, padding: torch.nn.functional.conv2d(*a, padding=padding)):
         out = conv(x, weight, bias, padding=padding)
@@ -157,6 +157,18 @@ def test_winograd_conv2d_and_its_gradients_match_conv2d(kernel, padding, batch):
     with torch.no_grad():  # inference: no autograd graph, same numbers
         assert (winograd.conv2d(x, weight, None, padding=padding) + bias.view(1, -1, 1, 1)
                 - results[1][0]).abs().max() < WINOGRAD_TOL * max(1.0, results[1][0].abs().max().item())
+
+
+def test_winograd_leaves_small_or_unsupported_convolutions_to_pytorch():
+    from fst import winograd
+
+    weight = torch.randn(4, 3, 3, 3)
+    assert not winograd.applies(torch.randn(1, 3, 16, 16), weight)          # NNPACK is slower there
+    assert not winograd.applies(torch.randn(1, 3, 64, 64).double(), weight.double())
+    assert not winograd.applies(torch.randn(1, 3, 64, 64), weight, stride=(2, 2))
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(winograd.conv2d(x, weight, None, padding=1),
+                       torch.nn.functional.conv2d(x, weight, None, padding=1))
 
 
 def test_vgg_winograd_forward_matches_plain():
