@@ -247,7 +247,7 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                       concurrency_id="compute"
                       ).success(lambda p: p, col_pair, col_compare, api_visibility="private", queue=False)
         cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, session],
-                   [cam_out, cam_stats, session], stream_every=0.05 if gpu_device else 0.1,
+                   [cam_out, cam_stats, session], stream_every=0.05,
                    time_limit=settings.webcam_seconds, concurrency_limit=settings.webcam_sessions,
                    concurrency_id="webcam", preprocess=False, show_progress="hidden", api_visibility="private")
         gallery.select(pick_style, keys_state, style, api_visibility="private", queue=False)

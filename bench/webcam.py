@@ -233,16 +233,17 @@ def analyse_window(log: dict, start: float, end: float) -> dict[str, Any]:
     posts = sorted(log["posts"])
     outs = log["outs"]
     out_times = [t for t, _ in outs]
-    loaded = {}
-    for t, src, width, height in log["loads"]:
-        loaded.setdefault(src, (t, width, height))
+    loaded: dict[str, list[tuple[float, int, int]]] = {}
+    for t, src, width, height in sorted(log["loads"]):
+        loaded.setdefault(src, []).append((t, width, height))   # a src can repeat (identical frames)
     sources = frame_sources(posts, out_times)
     in_window = [k for k, t in enumerate(out_times) if start <= t <= end]
     latencies, sizes, display_delays = [], {}, []
     for k in in_window:
-        if outs[k][1] not in loaded:   # replaced by the next frame before its image loaded
+        load = next((entry for entry in loaded.get(outs[k][1], []) if entry[0] >= out_times[k]), None)
+        if load is None:   # replaced by the next frame before its image loaded
             continue
-        t_load, width, height = loaded[outs[k][1]]
+        t_load, width, height = load
         sizes[f"{width}x{height}"] = sizes.get(f"{width}x{height}", 0) + 1
         display_delays.append(t_load - out_times[k])
         if sources[k] is not None:
@@ -432,8 +433,9 @@ How to read it:
   styled frame; the webcam tab's default is 0.3); "expected" is the steady-state ratio of that moving average
   on independent frame noise, (1 - a) / sqrt(1 + a). ms/frame: `FastStyle.stylize` at 320x240 in this process.
 - fps: changes of the styled image's src per second; "displayed": those whose image finished loading in the
-  page before the next one replaced it. uploads/s: camera frames the page sent; on CPU the tab sends one every
-  0.1 s (`stream_every` in app.py), so 10 fps is the ceiling whatever the network's speed.
+  page before the next one replaced it. uploads/s: camera frames the page sent; the tab sends one every
+  0.05 s (`stream_every` in app.py), so 20 fps is the ceiling whatever the network's speed, and the fake
+  camera itself delivers 15 frames per second (the temporal blend can change the output between them).
 - latency: from the upload of a camera frame (POST /gradio_api/stream/...) to the styled frame's `load` in the
   page. Gradio processes only the newest upload, so the frame behind each output is reconstructed from the
   upload and output times. "app latency" is the tab's own "ms per frame" (server side: decode, downscale,
