@@ -41,7 +41,7 @@ def applies(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, ...] = (1,
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int = 0) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, padding=padding)`` (stride 1), through NNPACK where it applies."""
-    if not applies(x, weight):
+    if not applies(x, weight) or padding >= min(weight.shape[-2:]):   # NNPACK needs padding < kernel
         return F.conv2d(x, weight, bias, padding=padding)
     if bias is None:
         bias = weight.new_zeros(weight.shape[0])
@@ -71,18 +71,18 @@ class _WinogradConv(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         padding = ctx.padding
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = grad_w = grad_b = None
         grad = grad.contiguous()
-        if need_x:
-            kernel = weight.shape[-1]
+        height, width = weight.shape[-2:]
+        # The input gradient through NNPACK: a stride-1 convolution of the output gradient
+        # with the flipped, transposed kernel, padded by kernel - 1 - padding.
+        via_nnpack = need_x and height == width and padding <= height - 1
+        grad_x = grad_w = grad_b = None
+        if via_nnpack:
             flipped = weight.detach().flip(2, 3).transpose(0, 1).contiguous()
-            if kernel - 1 - padding >= 0 and weight.shape[-2] == kernel:
-                grad_x = _forward(grad, flipped, weight.new_zeros(flipped.shape[0]), kernel - 1 - padding)
-            else:  # non-square kernels or padding beyond the kernel: let PyTorch do it
-                need_x = True
-        if need_w or need_b or (need_x and grad_x is None):
+            grad_x = _forward(grad, flipped, weight.new_zeros(flipped.shape[0]), height - 1 - padding)
+        if need_w or need_b or (need_x and not via_nnpack):
             dx, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad, x, weight, [weight.shape[0]], [1, 1], [padding, padding], [1, 1], False, [0, 0], 1,
-                [need_x and grad_x is None, need_w, need_b])
+                [need_x and not via_nnpack, need_w, need_b])
             grad_x = dx if grad_x is None else grad_x
         return grad_x, grad_w, grad_b, None

@@ -169,6 +169,16 @@ def test_winograd_leaves_small_or_unsupported_convolutions_to_pytorch():
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(winograd.conv2d(x, weight, None, padding=1),
                        torch.nn.functional.conv2d(x, weight, None, padding=1))
+    big = torch.randn(1, 3, 40, 40)
+    assert torch.equal(winograd.conv2d(big, weight, None, padding=3),          # padding >= kernel
+                       torch.nn.functional.conv2d(big, weight, None, padding=3))
+    # a non-square kernel: NNPACK forward, PyTorch's input gradient
+    big.requires_grad_(True)
+    wide = torch.randn(4, 3, 3, 5, requires_grad=True)
+    fast = torch.autograd.grad(winograd.conv2d(big, wide, None, padding=1).sum(), (big, wide))
+    plain = torch.autograd.grad(torch.nn.functional.conv2d(big, wide, None, padding=1).sum(), (big, wide))
+    for a, b in zip(fast, plain):
+        assert (a - b).abs().max() <= WINOGRAD_TOL * b.abs().max()
 
 
 def test_vgg_winograd_forward_matches_plain():

@@ -32,7 +32,7 @@ STYLES=(
 
 # Webcam networks (johnson-rt, 3x the steps): trained as <name>_rt; the catalogue's
 # "lite" field points the style's entry at it, and the app's webcam tab uses it on CPU.
-RT_STYLES=(starry_night)
+RT_STYLES=(starry_night the_scream great_wave)
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
 
 train_one() {  # name file display style_weight arch steps
