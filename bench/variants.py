@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.quality import load_photos, losses  # noqa: E402
-from bench.run import conv_macs  # noqa: E402
+from bench.run import conv_macs, stats  # noqa: E402
 from fst import FastStyle, TransformerNet, imageio  # noqa: E402
 from fst.inference import from_uint8_array  # noqa: E402
 from fst.losses import LossWeights, style_grams  # noqa: E402
@@ -45,8 +44,8 @@ def frame_rate(model: FastStyle, repeats: int) -> dict[str, float]:
         start = time.perf_counter()
         model.stylize(frame)
         times.append(time.perf_counter() - start)
-    return {"min_ms": min(times) * 1000, "p50_ms": statistics.median(times) * 1000,
-            "fps_p50": 1 / statistics.median(times)}
+    s = stats(times)
+    return {"min_ms": s["min"] * 1000, "p50_ms": s["p50"] * 1000, "fps_p50": 1 / s["p50"]}
 
 
 def _on_meta(config) -> TransformerNet:

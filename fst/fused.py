@@ -38,18 +38,12 @@ def forward(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
     y = _conv(net.conv1.conv2d, _unshuffle_padded(x, net.config.space_to_depth, net.conv1.pad.padding[0]))
     y = _conv(net.conv2.conv2d, _norm_relu_padded(net.in1, y, net.conv2.pad.padding[0]))
     y = _conv(net.conv3.conv2d, _norm_relu_padded(net.in2, y, net.conv3.pad.padding[0]))
-    blocks = net.res_blocks
     trunk = _norm_relu_padded(net.in3, y, 1, fill=False)   # interior: the residual stream
-    scratch: torch.Tensor | None = None
-    for block in blocks:
+    scratch = torch.empty_like(trunk)                      # each block's middle activation
+    for block in net.res_blocks:
         _fill(trunk, 1, "reflect")
         h = _layer(block.conv1, trunk)
-        if scratch is None:
-            scratch = h.new_empty(trunk.shape)
-        _normalize_(block.in1, [h])
-        torch.clamp_min(h, 0, out=_interior(scratch, 1))
-        _fill(scratch, 1, "reflect")
-        h = _layer(block.conv2, scratch)
+        h = _layer(block.conv2, _norm_relu_padded(block.in1, h, 1, out=scratch))
         _normalize_(block.in2, [h])
         _interior(trunk, 1).add_(h)
     _fill(trunk, 1, "replicate")                            # what sub-pixel upsampling reads
@@ -97,18 +91,17 @@ def _fill(buffer: torch.Tensor, pad: int, mode: str) -> None:
     if pad == 0:
         return
     height, width = buffer.shape[2] - 2 * pad, buffer.shape[3] - 2 * pad
-    rows = buffer[:, :, :, pad:pad + width]
-    cols = buffer
+    rows = buffer[:, :, :, pad:pad + width]     # top and bottom first, then full-height columns
     if mode == "reflect":
         rows[:, :, :pad].copy_(rows[:, :, pad + 1:2 * pad + 1].flip(2))
         rows[:, :, pad + height:].copy_(rows[:, :, height - 1:pad + height - 1].flip(2))
-        cols[..., :pad].copy_(cols[..., pad + 1:2 * pad + 1].flip(3))
-        cols[..., pad + width:].copy_(cols[..., width - 1:pad + width - 1].flip(3))
+        buffer[..., :pad].copy_(buffer[..., pad + 1:2 * pad + 1].flip(3))
+        buffer[..., pad + width:].copy_(buffer[..., width - 1:pad + width - 1].flip(3))
     else:
         rows[:, :, :pad].copy_(rows[:, :, pad:pad + 1].expand(-1, -1, pad, -1))
         rows[:, :, pad + height:].copy_(rows[:, :, pad + height - 1:pad + height].expand(-1, -1, pad, -1))
-        cols[..., :pad].copy_(cols[..., pad:pad + 1].expand(-1, -1, -1, pad))
-        cols[..., pad + width:].copy_(cols[..., pad + width - 1:pad + width].expand(-1, -1, -1, pad))
+        buffer[..., :pad].copy_(buffer[..., pad:pad + 1].expand(-1, -1, -1, pad))
+        buffer[..., pad + width:].copy_(buffer[..., pad + width - 1:pad + width].expand(-1, -1, -1, pad))
 
 
 def _normalize_(norm: InstanceNorm2d, parts: list[torch.Tensor]) -> None:
@@ -134,11 +127,13 @@ def _normalize_(norm: InstanceNorm2d, parts: list[torch.Tensor]) -> None:
         part.mul_(scale).add_(shift)
 
 
-def _norm_relu_padded(norm: InstanceNorm2d, x: torch.Tensor, pad: int, fill: bool = True) -> torch.Tensor:
-    """relu(norm(x)) written into a new buffer padded by ``pad`` (reflection); ``x`` is overwritten."""
+def _norm_relu_padded(norm: InstanceNorm2d, x: torch.Tensor, pad: int, fill: bool = True,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
+    """relu(norm(x)) written into a buffer padded by ``pad`` (reflection): ``out`` when given,
+    else a new one; ``x`` is overwritten."""
     _normalize_(norm, [x])
     batch, channels, height, width = x.shape
-    buffer = x.new_empty(batch, channels, height + 2 * pad, width + 2 * pad)
+    buffer = x.new_empty(batch, channels, height + 2 * pad, width + 2 * pad) if out is None else out
     torch.clamp_min(x, 0, out=_interior(buffer, pad))
     if fill:
         _fill(buffer, pad, "reflect")

@@ -5,7 +5,6 @@ import dataclasses
 from typing import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 DEFAULT_CONTENT_LAYER = "relu2_2"
 DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -45,8 +44,18 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Feature reconstruction loss: MSE between feature maps relative to the target's energy."""
+    return content_ratio(*content_sums(features, target))
+
+
+def content_sums(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Squared error, squared target energy and value count: sums that add up over images."""
     target = target.float()
-    return F.mse_loss(features.float(), target) / target.pow(2).mean().clamp_min(1e-8)
+    return (features.float() - target).pow(2).sum(), target.pow(2).sum(), target.numel()
+
+
+def content_ratio(error: torch.Tensor, energy: torch.Tensor, count: int) -> torch.Tensor:
+    """:func:`content_loss` from (summed) :func:`content_sums`: MSE over the mean squared target (>= 1e-8)."""
+    return error / energy.clamp_min(1e-8 * count)
 
 
 def style_loss(
@@ -126,9 +135,8 @@ class PerceptualLoss(torch.nn.Module):
             error, energy, count, style = (sum(part[i] for part in parts) for i in range(4))
         else:
             error, energy, count, style = self._sums(output, content)
-        # content_loss(): MSE relative to the mean squared target feature (clamped at 1e-8).
-        content_term = error / energy.clamp_min(1e-8 * count)
-        return LossTerms(content=w.content_weight * content_term, style=w.style_weight * style / len(output),
+        return LossTerms(content=w.content_weight * content_ratio(error, energy, count),
+                         style=w.style_weight * style / len(output),
                          tv=w.tv_weight * total_variation(output))
 
     def _sums(self, output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
@@ -138,7 +146,6 @@ class PerceptualLoss(torch.nn.Module):
         layers = list(dict.fromkeys([w.content_layer, *w.style_layers]))
         out_feats = self.vgg(output, layers)
         with torch.no_grad():
-            target = self.vgg(content, [w.content_layer])[w.content_layer].float()
-        error = (out_feats[w.content_layer].float() - target).pow(2).sum()
+            target = self.vgg(content, [w.content_layer])[w.content_layer]
         style = style_loss(out_feats, self.target_grams(), w.style_layers, w.layer_weights()) * len(output)
-        return error, target.pow(2).sum(), target.numel(), style
+        return (*content_sums(out_feats[w.content_layer], target), style)
