@@ -93,16 +93,27 @@ def screenshot(page, name: str) -> None:
         shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
 
 
-def image_at(page, selector: str) -> np.ndarray:
-    """The pixels of the <img> inside ``selector`` (fetched from the app, or decoded from a data URL)."""
-    src = page.locator(f"{selector} img").first.get_attribute("src")
-    if src.startswith("data:"):
-        import base64
+def image_at(page, selector: str, timeout: float = 10.0) -> np.ndarray:
+    """The pixels of the <img> inside ``selector`` (fetched from the app, or decoded from a data URL).
 
-        data = base64.b64decode(src.split(",", 1)[1])
-    else:
-        data = page.request.get(src).body()
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    The src can be read while Gradio is still swapping in the result's file; it is read
+    again until it yields an image, for up to ``timeout`` seconds."""
+    import base64
+
+    deadline = time.monotonic() + timeout
+    while True:
+        src = page.locator(f"{selector} img").first.get_attribute("src")
+        if src.startswith("data:"):
+            data, problem = base64.b64decode(src.split(",", 1)[1]), "undecodable data URL"
+        else:
+            response = page.request.get(src)
+            data, problem = response.body(), f"GET {src}: HTTP {response.status}"
+        try:
+            return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        except Image.UnidentifiedImageError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{selector} shows no decodable image ({problem})") from None
+            time.sleep(0.2)
 
 
 def upload(page, selector: str, path: Path) -> None:
