@@ -6,13 +6,20 @@ Host and port also come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (as
 Spaces), the models folder from ``FST_MODELS_DIR``. Serving limits: see
 ``fst.app_backend.AppSettings``.
 
-API (``gradio_client``), both returning the path of a PNG file:
+API (``gradio_client``); ``/stylize`` and ``/colorize`` return the path of a PNG file:
 
-* ``/stylize``: ``image`` (file), ``style`` (catalogue name such as ``starry_night`` or a
-  Hub repo id such as ``user/vangogh``), ``strength`` (0..1), ``max_side`` (longer side
-  of the output in px; larger photos are downscaled), ``preserve_colors`` (bool).
+* ``/stylize``: ``image`` (file), ``style`` (a string: catalogue name such as ``starry_night`` or
+  a Hub repo id such as ``user/vangogh``), ``strength`` (0..1), ``max_side`` (longer side
+  of the output in px; larger photos are downscaled), ``preserve_colors`` (bool), ``style_scale``
+  (brush size, 1..4: the network paints at the output size divided by it, so strokes grow),
+  ``blend_with`` (a second style, ``""`` for none) and ``mix`` (0..1: its share; two styles of one
+  multi-style network mix in one pass).
+* ``/sheet``: ``image`` (file): the photo in every style on offer, as a labelled grid (PNG).
 * ``/colorize``: ``image`` (file), ``recolor`` (bool: replace the colours of a colour
   photo), ``then_style`` (style to apply afterwards, ``""`` for none), ``strength`` (0..1).
+* ``/video``: ``video`` (file), ``style`` (as for ``/stylize``, ``""`` for none), ``colorize``
+  (bool), ``strength`` (0..1), ``max_side`` (longer side of the output in px),
+  ``stability`` (flicker reduction, 0..0.95); returns the path of an H.264 MP4.
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import gradio as gr
 from fst import gradio_temp
 from fst.app_backend import (AppBackend, AppSettings, ModelRegistry, StyleOption, configure_torch,
                              user_message)
+from fst.app_video import VideoService
 from fst.hub import resolve_device
 from fst.errors import FstError
 from fst.paths import MODELS_DIR_ENV
@@ -50,10 +58,31 @@ NO_STYLE = ("(none)", "")
 
 STYLIZE_DOC = ("Stylize a photo. Parameters: image (file), style (catalogue name such as 'starry_night', "
                "or a Hub repo id 'user/name'), strength (0..1), max_side (longer side of the output in px; "
-               "larger photos are downscaled), preserve_colors (bool). Returns a PNG.")
+               "larger photos are downscaled), preserve_colors (bool), style_scale (brush size 1..4: strokes grow "
+               "with it), blend_with (a second style, '' for none), mix (0..1: the second style's share). "
+               "Returns a PNG.")
+SHEET_DOC = "The photo in every style on offer, as a labelled grid. Parameters: image (file). Returns a PNG."
 COLORIZE_DOC = ("Colorize a black-and-white photo at full resolution. Parameters: image (file), recolor "
                 "(bool: replace the colours of a colour photo), then_style (style to apply afterwards, '' for "
                 "none), strength (0..1, of that style). Returns a PNG.")
+VIDEO_DOC = ("Stylize and/or colorize a video, without flicker. Parameters: video (file), style (as for /stylize, "
+             "'' for none), colorize (bool: colorize first), strength (0..1), max_side (longer side of the output "
+             "in px), stability (0..0.95: flicker reduction, 0 = frame by frame). Returns an H.264 MP4 with the "
+             "original audio.")
+
+
+def style_dropdown(choices: Sequence[tuple[str, str]], **kwargs: Any) -> gr.Dropdown:
+    """A style Dropdown that also takes typed Hub repo ids, and whose API type says so: a string,
+    with the listed styles as examples (Gradio's own type would be an enum of the listed ones,
+    which typed clients enforce). Set on the instance: a Dropdown subclass would make Gradio
+    write a type-stub file next to this one."""
+    dropdown = gr.Dropdown(choices, allow_custom_value=True, **kwargs)
+    keys = [key for _, key in choices if key]
+    info = {"type": "string", "examples": keys,
+            "additional_description": f"a style such as {', '.join(map(repr, keys[:5]))}, or any Hub repo id "
+                                      "'user/name' of a fast-style network"}
+    dropdown.api_info = lambda: info  # type: ignore[method-assign]
+    return dropdown
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -96,8 +125,9 @@ def colorizer_notice(backend: AppBackend) -> str:
 
 
 def build_demo(backend: AppBackend) -> gr.Blocks:
-    """The three tabs (image, webcam, colorize) wired to ``backend``."""
+    """The four tabs (image, webcam, colorize, video) wired to ``backend``."""
     registry, settings = backend.registry, backend.settings
+    videos = VideoService(backend)
     options = registry.styles()
     choices = style_choices(options)
     default_style = choices[0][1] if choices else None
@@ -113,9 +143,18 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
     @gpu
     @user_errors
-    def stylize(image, style, strength, max_side, preserve_colors, progress=gr.Progress()):
-        return shown(backend.stylize(image, style, strength, max_side, preserve_colors,
+    def stylize(image, style, strength, max_side, preserve_colors, style_scale, blend_with, mix,
+                progress=gr.Progress()):
+        return shown(backend.stylize(image, style, strength, max_side, preserve_colors, style_scale, blend_with, mix,
                                      progress=progress_callback(progress)))
+
+    @gpu
+    @user_errors
+    def sheet(image, progress=gr.Progress()):
+        grid, notes = backend.sheet(image, progress=progress_callback(progress))
+        for note in notes:
+            gr.Info(note)
+        return grid
 
     @gpu
     @user_errors
@@ -125,8 +164,18 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
     @gpu
     @user_errors
-    def webcam(frame, style, strength, resolution, blend, network, session):
-        styled, session = backend.webcam_frame(frame, style, strength, resolution, blend, network, session)
+    def stylize_video(video, style, colorize, strength, max_side, stability, progress=gr.Progress()):
+        done = videos.run(video, style or "", bool(colorize), strength, max_side, stability,
+                          progress=progress_callback(progress))
+        for note in done.notes:
+            gr.Info(note)
+        return str(done.path)
+
+    @gpu
+    @user_errors
+    def webcam(frame, style, strength, resolution, blend, network, style_scale, blend_with, mix, session):
+        styled, session = backend.webcam_frame(frame, style, strength, resolution, blend, network, session,
+                                               style_scale=style_scale, blend_with=blend_with, mix=mix)
         return (gr.skip() if styled is None else styled), session.summary(), session
 
     @user_errors
@@ -142,16 +191,20 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
         registry.load_style(repo_id, progress=progress_callback(progress))
         gr.Info(f"Loaded {repo_id}")
         new_choices = style_choices(registry.styles())
-        return (gr.update(choices=new_choices, value=repo_id), gr.update(choices=new_choices),
-                gr.update(choices=[NO_STYLE, *new_choices]))
+        value = repo_id if repo_id in [key for _, key in new_choices] else next(   # a multi-style network:
+            (key for _, key in new_choices if key.startswith(repo_id + ":")), repo_id)   # its first style
+        optional = gr.update(choices=[NO_STYLE, *new_choices])
+        return (gr.update(choices=new_choices, value=value), gr.update(choices=new_choices), optional, optional,
+                optional)
 
     def refresh():
         registry.hub_done.wait(timeout=3)   # give Hub discovery a moment on the first page load
         current = registry.styles()
         items, keys = gallery_items(current)
         new_choices = style_choices(current)
-        return (items, keys, gr.update(choices=new_choices), gr.update(choices=new_choices),
-                gr.update(choices=[NO_STYLE, *new_choices]), colorizer_notice(backend))
+        optional = gr.update(choices=[NO_STYLE, *new_choices])
+        return (items, keys, gr.update(choices=new_choices), gr.update(choices=new_choices), optional, optional,
+                optional, colorizer_notice(backend))
 
     def pick_style(keys: list[str], evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else -1
@@ -177,14 +230,23 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                                          label="Output size (longer side, px)",
                                          info="Larger photos are downscaled to this size; "
                                               "big outputs are processed in tiles.")
+                    brush = gr.Slider(1, 4, value=2, step=0.25, label="Brush size", elem_id="brush-size",
+                                      info="Larger strokes: the network paints at the output size divided by this "
+                                           "(1 = its own stroke size, best for small outputs)")
                     preserve = gr.Checkbox(label="Preserve original colours", value=False)
-                    run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
+                    with gr.Row():
+                        blend_with = style_dropdown([NO_STYLE, *choices], value="", label="Mix with",
+                                                    elem_id="blend-with")
+                        mix = gr.Slider(0, 1, value=0, step=0.05, label="Mix", elem_id="mix",
+                                        info="Share of the second style (two styles of one network mix in one pass)")
+                    with gr.Row():
+                        run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
+                        sheet_run = gr.Button("All styles", elem_id="sheet-button")
                 with gr.Column():
                     gallery = gr.Gallery(thumbs, label="Style: click a painting", columns=4, height=300,
                                          allow_preview=False, object_fit="cover", buttons=[],
                                          elem_id="style-gallery")
-                    style = gr.Dropdown(choices, value=default_style, label="Style", elem_id="style-dropdown",
-                                        allow_custom_value=True)
+                    style = style_dropdown(choices, value=default_style, label="Style", elem_id="style-dropdown")
                     with gr.Accordion("Load any style network from the Hub", open=False):
                         repo_box = gr.Textbox(label="Hub repo id", placeholder="user/vangogh", max_length=96)
                         load = gr.Button("Load from the Hub")
@@ -194,6 +256,8 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                                   buttons=["download", "fullscreen"])
                 compare = gr.ImageSlider(label="Before / after", interactive=False, format="png")
             pair = gr.State()
+            sheet_out = gr.Image(label="All styles", format="png", interactive=False, elem_id="sheet-result",
+                                 buttons=["download", "fullscreen"])
 
         with gr.Tab("Webcam", id="webcam"):
             gr.Markdown(f"Live style transfer of your camera. Each session streams for up to "
@@ -209,10 +273,18 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                 cam_resolution = gr.Slider(128, 1024, value=512 if gpu_device else 256, step=32,
                                            label="Processing resolution (longer side, px)")
             with gr.Row():
-                cam_network = gr.Radio(["auto", "lite", "full"], value="auto", label="Network",
-                                       info="auto: the lite network on CPU, the full one on GPU")
+                cam_network = gr.Radio(["auto", "webcam", "full"], value="auto", label="Network",
+                                       info="auto: the style's webcam network on CPU, the full one on GPU")
                 cam_blend = gr.Slider(0, 0.9, value=0.3, step=0.05, label="Temporal smoothing",
                                       info="Blend with the previous styled frame to reduce flicker (0 = off)")
+                cam_brush = gr.Slider(1, 4, value=1, step=0.25, label="Brush size",
+                                      info="Larger strokes, and faster: the network runs at 1/size")
+            with gr.Row():
+                cam_blend_with = gr.Dropdown([NO_STYLE, *choices], value="", label="Mix with",
+                                             elem_id="webcam-blend-with")
+                cam_mix = gr.Slider(0, 1, value=0, step=0.05, label="Mix", elem_id="webcam-mix",
+                                    info="Share of the second style; styles of one multi-style network switch "
+                                         "and mix without loading anything")
             cam_stats = gr.Markdown("Press record to start.", elem_id="webcam-stats")
             session = gr.State()
 
@@ -225,8 +297,7 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                     col_in = gr.Image(label="Black-and-white photo", type="filepath",
                                       sources=["upload", "clipboard"], elem_id="colorize-input")
                     recolor = gr.Checkbox(label="Recolor a colour photo (replace its colours)", value=False)
-                    then_style = gr.Dropdown([NO_STYLE, *choices], value="", label="Then stylize with",
-                                             allow_custom_value=True)
+                    then_style = style_dropdown([NO_STYLE, *choices], value="", label="Then stylize with")
                     col_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength")
                     col_run = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                 with gr.Column():
@@ -235,26 +306,55 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                     col_compare = gr.ImageSlider(label="Before / after", interactive=False, format="png")
             col_pair = gr.State()
 
+        with gr.Tab("Video", id="video"):
+            gr.Markdown("Stylize and/or colorize a video clip. Each frame is blended with the previous one "
+                        "moved along the motion, so textures do not crawl; the audio is kept. "
+                        + videos.describe_limits())
+            with gr.Row():
+                with gr.Column():
+                    vid_in = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
+                    vid_style = style_dropdown([NO_STYLE, *choices], value=default_style or "", label="Style",
+                                               elem_id="video-style")
+                    vid_colorize = gr.Checkbox(label="Colorize first (black-and-white film)", value=False,
+                                               elem_id="video-colorize")
+                    vid_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
+                    vid_max_side = gr.Slider(128, settings.max_side, value=videos.default_max_side, step=32,
+                                             label="Output size (longer side, px)")
+                    vid_stability = gr.Slider(0, 0.95, value=0.6, step=0.05, label="Flicker reduction",
+                                              info="Weight of the previous frame, moved along the motion (0 = off)")
+                    vid_run = gr.Button("Process video", variant="primary", elem_id="video-button")
+                with gr.Column():
+                    vid_out = gr.Video(label="Result", interactive=False, elem_id="video-result")
+
         gr.Markdown(backend.footer(), elem_id="footer")
 
         # -------------------------------------------------------------- events
         # preprocess=False: uploads reach fst.imageio undecoded (Gradio would open them with PIL first).
-        run.click(stylize, [image_in, style, strength, max_side, preserve], [result, pair],
-                  api_name="stylize", api_description=STYLIZE_DOC, preprocess=False, concurrency_id="compute"
+        run.click(stylize, [image_in, style, strength, max_side, preserve, brush, blend_with, mix], [result, pair],
+                  api_name="stylize", api_description=STYLIZE_DOC, preprocess=False, concurrency_id="compute",
+                  concurrency_limit=settings.request_slots
                   ).success(lambda p: p, pair, compare, api_visibility="private", queue=False)
         col_run.click(colorize, [col_in, recolor, then_style, col_strength], [col_out, col_pair],
                       api_name="colorize", api_description=COLORIZE_DOC, preprocess=False,
-                      concurrency_id="compute"
+                      concurrency_id="compute", concurrency_limit=settings.request_slots
                       ).success(lambda p: p, col_pair, col_compare, api_visibility="private", queue=False)
-        cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, session],
+        vid_run.click(stylize_video, [vid_in, vid_style, vid_colorize, vid_strength, vid_max_side, vid_stability], vid_out,
+                      api_name="video", api_description=VIDEO_DOC, preprocess=False, concurrency_id="compute",
+                      concurrency_limit=settings.request_slots)
+        sheet_run.click(sheet, image_in, sheet_out, api_name="sheet", api_description=SHEET_DOC, preprocess=False,
+                        concurrency_id="compute", concurrency_limit=settings.request_slots)
+        cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, cam_brush,
+                            cam_blend_with, cam_mix, session],
                    [cam_out, cam_stats, session], stream_every=0.05,
                    time_limit=settings.webcam_seconds, concurrency_limit=settings.webcam_sessions,
                    concurrency_id="webcam", preprocess=False, show_progress="hidden", api_visibility="private")
         gallery.select(pick_style, keys_state, style, api_visibility="private", queue=False)
         style.change(show_model, style, model_info, api_visibility="private")
-        load.click(load_repo, repo_box, [style, cam_style, then_style], api_visibility="private")
-        repo_box.submit(load_repo, repo_box, [style, cam_style, then_style], api_visibility="private")
-        demo.load(refresh, None, [gallery, keys_state, style, cam_style, then_style, notice],
+        repo_outputs = [style, cam_style, then_style, blend_with, cam_blend_with]
+        load.click(load_repo, repo_box, repo_outputs, api_visibility="private")
+        repo_box.submit(load_repo, repo_box, repo_outputs, api_visibility="private")
+        demo.load(refresh, None,
+                  [gallery, keys_state, style, cam_style, then_style, blend_with, cam_blend_with, notice],
                   api_visibility="private", show_progress="hidden")
         if default_style:
             demo.load(show_model, style, model_info, api_visibility="private")

@@ -307,7 +307,7 @@ def e2e_bench(models_dir: Path, seconds: float, warmup: float, chromium: Path) -
                 # the tab's other settings, recorded as shown (optional: never fail the run on them)
                 result["network_choice"] = optional(lambda: page.evaluate(
                     "Array.from(document.querySelectorAll('input[type=radio]:checked')).map(i => i.value)"
-                    ".find(v => ['auto', 'lite', 'full'].includes(v)) || null"))
+                    ".find(v => ['auto', 'webcam', 'full'].includes(v)) || null"))
                 result["blend"] = optional(lambda: float(page.get_by_label("number input for Temporal smoothing")
                                                          .input_value(timeout=5000)))
                 result["style"] = optional(lambda: page.locator("#webcam-style input").input_value(timeout=5000))
@@ -461,10 +461,19 @@ def benchmarks_section(results: dict, command: str) -> str:
             f"{render(results)}\n\n{NOTES}")
 
 
-def update_benchmarks(path: Path, section: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it); other sections stay as they are."""
+def add_results_args(parser: argparse.ArgumentParser, output: Path, heading: str) -> None:
+    """--output (the results file), --render (tables of an earlier results file) and --update-benchmarks."""
+    parser.add_argument("--output", type=Path, default=output)
+    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
+                        help="print (and with --update-benchmarks, write) the tables of a results file; measure nothing")
+    parser.add_argument("--update-benchmarks", action="store_true",
+                        help=f"rewrite the '{heading[3:]}' section of BENCHMARKS.md")
+
+
+def update_benchmarks(path: Path, section: str, heading: str = SECTION) -> None:
+    """Replace the section of BENCHMARKS.md that starts with ``heading`` (or append it); other sections stay."""
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.DOTALL)
+    pattern = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip() + "\n", text, count=1)
     else:
@@ -487,11 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-flicker", action="store_true")
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--chromium", type=Path, default=CHROMIUM)
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "webcam.json")
-    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
-                        help="print (and with --update-benchmarks, write) the tables of a results file; measure nothing")
-    parser.add_argument("--update-benchmarks", action="store_true",
-                        help=f"rewrite the '{SECTION[3:]}' section of BENCHMARKS.md")
+    add_results_args(parser, HERE / "results" / "webcam.json", SECTION)
     args = parser.parse_args(argv)
     frames = args.frames or (10 if args.quick else 20)
     seconds = args.seconds or (8.0 if args.quick else 15.0)

@@ -13,7 +13,8 @@ import os
 # before importing fst to opt out.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from .errors import ConfigError, FstError, HubError, InvalidImageError, ModelLoadError
+from .errors import (ConfigError, FstError, HubError, HubUnreachable, InvalidImageError, ModelLoadError,
+                     NonFiniteOutputError, RepoNotFoundError, StyleError)
 from .faststyle import FastStyle
 from .transformer import ARCHITECTURES, TransformerConfig, TransformerNet, config_for_arch
 
@@ -30,4 +31,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["FastStyle", "Colorizer", "TransformerNet", "TransformerConfig", "ARCHITECTURES",
-           "config_for_arch", "FstError", "InvalidImageError", "ModelLoadError", "ConfigError", "HubError"]
+           "config_for_arch", "FstError", "InvalidImageError", "ModelLoadError", "ConfigError", "HubError",
+           "NonFiniteOutputError", "HubUnreachable", "RepoNotFoundError", "StyleError"]

@@ -34,13 +34,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import __version__, imageio
+from . import __version__, catalog, imageio
 from .catalog import CatalogEntry, load_catalog
-from .errors import FstError, InvalidImageError
+from .color import chroma_spread
+from .errors import FstError, InvalidImageError, ModelLoadError
 from .faststyle import FastStyle
 from .hub import resolve_device
+from . import hub_access
+from .hub_access import check_reachable, network_errors, remember_outage
+from .mixing import stylize_mix, unbind
 from .model_card import MAX_CARD_BYTES, read_card_metadata
+from .multistyle import STYLE_NAME
 from .paths import models_dir
+from .sheet import expand, render_sheet
 from .temporal import temporal_blend
 
 logger = logging.getLogger("fst.app")
@@ -52,8 +58,12 @@ MAX_THUMBNAIL_PIXELS = 25_000_000
 MAX_DATA_URL_CHARS = (imageio.MAX_FILE_BYTES * 4) // 3 + 1024
 TILE = 1024                            # stylize outputs with a side above TILE_ABOVE in tiles of this size
 TILE_ABOVE = 1280
+#: Brush sizes the app offers (fst.brush allows up to 8), and the fine detail put back above 1.
+MAX_APP_STYLE_SCALE = 4.0
+BRUSH_DETAIL = 0.5
 MAX_CUSTOM_MODELS = 16                 # user-pasted repo ids remembered for the style lists
-MONOCHROME_TOLERANCE = 0.0035          # chromaticity spread below which a photo counts as black and white
+MAX_FAILED_MODELS = 256                # Hub ids that failed to load, remembered for HUB_RETRY_AFTER seconds
+MONOCHROME_TOLERANCE = 4.0             # chroma spread (CIE Lab) below which a photo counts as black and white
 
 Progress = Callable[[float, str], None]
 T = TypeVar("T")
@@ -102,6 +112,13 @@ class AppSettings:
     cache_size: int           # networks kept in memory [FST_MODEL_CACHE]
     colorize_max_pixels: int = 16_000_000   # colorized at full resolution up to this [FST_COLORIZE_MAX_PIXELS]
     temp_ttl: int = 3600      # seconds uploads, results and webcam frames stay in Gradio's temp folder [FST_TEMP_TTL]
+    hub_downloads: int = 4    # requests that may fetch a network from the Hub meanwhile [FST_HUB_DOWNLOADS]
+
+    @property
+    def request_slots(self) -> int:
+        """Image and colorize requests handled at once: ``concurrency`` computing, plus up to
+        ``hub_downloads`` fetching their network from the Hub outside the compute slots."""
+        return self.concurrency + self.hub_downloads
 
     @property
     def delete_cache(self) -> tuple[int, int]:
@@ -121,6 +138,7 @@ class AppSettings:
             cache_size=_env_int("FST_MODEL_CACHE", 8),
             colorize_max_pixels=_env_int("FST_COLORIZE_MAX_PIXELS", 16_000_000, low=65_536),
             temp_ttl=_env_int("FST_TEMP_TTL", 3600, low=2),
+            hub_downloads=_env_int("FST_HUB_DOWNLOADS", 4, low=0),
         )
 
 
@@ -139,7 +157,7 @@ def configure_torch(device: torch.device) -> int:
 
 
 def device_summary(device: torch.device) -> str:
-    """One line for the footer, e.g. ``NVIDIA H100 (CUDA, fp16)`` or ``CPU (15 threads)``."""
+    """One line for the footer, e.g. ``NVIDIA H100 (CUDA, fp16, channels_last)`` or ``CPU (15 threads)``."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, fp16, channels_last)"
     threads = torch.get_num_threads()
@@ -255,6 +273,7 @@ class ModelRegistry:
         self._custom: OrderedDict[str, StyleOption] = OrderedDict()
         self._thumbnails: dict[tuple[str, int], np.ndarray | None] = {}
         self.hub_done = threading.Event()
+        self._failed: OrderedDict[str, tuple[float, ModelLoadError]] = OrderedDict()
 
     # ------------------------------------------------------------------ what is on offer
     @property
@@ -263,12 +282,10 @@ class ModelRegistry:
         return self._cache
 
     def catalogue_styles(self) -> list[StyleOption]:
-        """Style entries of the embedded catalogue (lite variants folded into their full entry)."""
-        entries = [e for e in load_catalog() if e.kind == "style"]
-        lite_names = {e.lite for e in entries if e.lite}
-        lite_names |= {f"{e.name}_lite" for e in entries}
+        """Style entries of the embedded catalogue (webcam networks folded into their full entry, a
+        multi-style network shown as its styles: :func:`fst.catalog.style_entries`)."""
         return [StyleOption(e.name, e.display_name, "catalogue", self._entry_thumbnail(e))
-                for e in entries if e.name not in lite_names]
+                for e in catalog.style_entries()]
 
     def styles(self) -> list[StyleOption]:
         """Catalogue styles, then networks found on the Hub, then repo ids users loaded."""
@@ -334,9 +351,12 @@ class ModelRegistry:
         from huggingface_hub import HfApi
 
         try:
+            check_reachable()
             api = HfApi()
             models = list(islice(api.list_models(filter=HUB_TAG, limit=self.hub_limit), self.hub_limit))
         except Exception as exc:  # noqa: BLE001 - offline or Hub down: the catalogue still works
+            if isinstance(exc, network_errors()):
+                exc = remember_outage(exc)
             logger.warning("Hub discovery failed (%s: %s); offering the embedded styles only",
                            type(exc).__name__, str(exc)[:200])
             return
@@ -363,18 +383,24 @@ class ModelRegistry:
     def resolve_style(self, key: Any, variant: str = "full") -> tuple[str, CatalogEntry | None]:
         """Check a style key from the UI or API; return what to load and its catalogue entry.
 
-        ``variant`` is ``"full"`` or ``"lite"``; lite falls back to full when the
-        catalogue has no lite network of that style.
+        ``variant`` is ``"full"`` or ``"webcam"``; webcam falls back to full when the
+        catalogue has no webcam network of that style.
         """
         if not isinstance(key, str) or not key.strip():
             raise AppError("Choose a style first (click a painting, or paste a Hub repo id such as user/vangogh).")
         key = key.strip()
         entry = next((e for e in load_catalog() if key in (e.name, e.hub_id) and e.kind == "style"), None)
+        if entry is None and ":" in key:   # a style of a multi-style Hub network: "user/name:style"
+            repo_id, _, style = key.rpartition(":")
+            if not (_looks_like_repo_id(repo_id) and STYLE_NAME.match(style)):
+                raise AppError(f"{key[:100]!r} is not a style from the list nor a style of a Hub network; "
+                               "use the form user/name:style, e.g. user/paintings:udnie")
+            return key, None
         if entry is not None:
-            if variant == "lite":
-                lite = _lite_entry(entry)
-                if lite is not None:
-                    return lite.name, lite
+            if variant == "webcam":
+                webcam = _webcam_entry(entry)
+                if webcam is not None:
+                    return webcam.name, webcam
             return entry.name, entry
         if any(key == e.name for e in load_catalog()):
             raise AppError(f"{key!r} is not a style network")
@@ -385,19 +411,35 @@ class ModelRegistry:
             raise AppError(f"{key!r} names a folder on the server; only Hub repo ids are accepted")
         return key, None
 
-    def load_style(self, key: Any, variant: str = "full", progress: Progress | None = None) -> FastStyle:
-        """The style network for ``key`` (catalogue name or Hub repo id), cached."""
+    def load_style(self, key: Any, variant: str = "full", progress: Progress | None = None) -> Any:
+        """The style network for ``key`` (catalogue name, Hub repo id, or ``repo id:style``), cached.
+
+        A style of a multi-style network comes as that network with the style chosen
+        (:class:`fst.mixing.BoundStyle`); every style of one network shares one load.
+        """
         source, entry = self.resolve_style(key, variant)
+        style = entry.style if entry is not None else None
+        if entry is not None:
+            source = entry.folder   # the styles of one multi-style network share its folder: one load
+        elif ":" in source:
+            source, _, style = source.rpartition(":")
         cache_key = ("style", source)
+        if entry is None:
+            self._raise_if_failed_recently(source)
         if cache_key not in self._cache and progress is not None:
             where = "embedded copy" if entry else "the Hub"
             progress(0.1, f"Loading {entry.display_name if entry else source} from {where}…")
-        model = self._cache.get(cache_key)
+        try:
+            model = self._cache.get(cache_key)
+        except ModelLoadError as exc:
+            if entry is None:
+                self._remember_failure(source, exc)
+            raise
         if entry is None:
-            self._remember_custom(source)
+            self._remember_custom(source, model.style_names)
         if progress is not None:
             progress(1.0, "Model ready")
-        return model
+        return model.with_style(style) if style else model
 
     def load_colorizer(self, progress: Progress | None = None):
         """The catalogue's colorizer, cached; :class:`ColorizerUnavailable` when none is installed."""
@@ -423,27 +465,56 @@ class ModelRegistry:
         logger.info("loaded %s %s on %s in %.2f s", kind, source, self.device, time.perf_counter() - started)
         return model
 
-    def _remember_custom(self, repo_id: str) -> None:
+    def _raise_if_failed_recently(self, repo_id: str) -> None:
+        """Answer at once for a Hub id that failed to load within the last HUB_RETRY_AFTER seconds
+        (unknown, unreachable, broken): the same error, without another Hub request."""
         with self._lock:
-            if repo_id in self._custom or any(o.key == repo_id for o in self._hub):
-                return
-            self._custom[repo_id] = StyleOption(repo_id, f"{repo_id} (Hub)", "custom")
+            failure = self._failed.get(repo_id)
+            if failure is not None and time.monotonic() - failure[0] > hub_access.HUB_RETRY_AFTER:
+                del self._failed[repo_id]
+                failure = None
+        if failure is not None:
+            error = failure[1]
+            raise type(error)(str(error))
+
+    def _remember_failure(self, repo_id: str, error: ModelLoadError) -> None:
+        with self._lock:
+            self._failed[repo_id] = (time.monotonic(), error)
+            self._failed.move_to_end(repo_id)
+            while len(self._failed) > MAX_FAILED_MODELS:
+                self._failed.popitem(last=False)
+
+    def _remember_custom(self, repo_id: str, style_names: list[str]) -> None:
+        """Offer a loaded Hub network in the style lists: as itself, or as each of its styles."""
+        options = [StyleOption(f"{repo_id}:{name}", f"{name} ({repo_id}, Hub)", "custom") for name in style_names] \
+            or [StyleOption(repo_id, f"{repo_id} (Hub)", "custom")]
+        with self._lock:
+            for option in options:
+                if option.key in self._custom or any(o.key == option.key for o in self._hub):
+                    continue
+                self._custom[option.key] = option
             while len(self._custom) > MAX_CUSTOM_MODELS:
                 self._custom.popitem(last=False)
 
     # ------------------------------------------------------------------ model info
     def model_info(self, key: Any) -> str:
         """Markdown describing a loaded style network: config and model-card metadata (escaped)."""
-        model = self.load_style(key)
+        network, style = unbind(self.load_style(key))
         source, entry = self.resolve_style(key)
-        config = model.config
-        params = sum(p.numel() for p in model.parameters())
+        if entry is None and ":" in source:
+            source = source.rpartition(":")[0]
+        config = network.config
+        params = sum(p.numel() for p in network.parameters())
+        name = entry.display_name if entry and entry.style else config.style_name
         rows = [
-            ("Style", config.style_name or (entry.display_name if entry else source)),
+            ("Style", name or (entry.display_name if entry else source)),
             ("Network", f"{config.arch or 'custom'}: {config.channels} channels, {config.num_res_blocks} "
                         f"residual block{'s' if config.num_res_blocks != 1 else ''}, {params / 1e6:.2f} M parameters"),
             ("Source", f"embedded copy of {entry.hub_id}" if entry else f"Hub repo {source}"),
         ]
+        if network.style_names:
+            rows.insert(1, ("Styles", f"{len(network.style_names)} in one network (any two mix in one pass): "
+                                      + ", ".join(network.style_names)))
         card = self._card(source, entry)
         for field, label in (("license", "License"), ("datasets", "Training data"), ("tags", "Tags")):
             value = card.get(field) if card else None
@@ -463,9 +534,8 @@ class ModelRegistry:
         return read_card_metadata(path) if path else None
 
 
-def _lite_entry(entry: CatalogEntry) -> CatalogEntry | None:
-    names = [entry.lite] if entry.lite else [f"{entry.name}_lite"]
-    return next((e for e in load_catalog() if e.name in names and e.kind == "style"), None)
+def _webcam_entry(entry: CatalogEntry) -> CatalogEntry | None:
+    return next((e for e in load_catalog() if e.name == entry.webcam_name and e.kind == "style"), None)
 
 
 def _looks_like_repo_id(value: str) -> bool:
@@ -485,6 +555,7 @@ def _bounded_hub_file(api: Any, repo_id: str, filename: str, max_bytes: int) -> 
     from huggingface_hub import hf_hub_download
 
     try:
+        check_reachable()
         infos = api.get_paths_info(repo_id, [filename])
         size = next((getattr(i, "size", None) for i in infos if getattr(i, "path", None) == filename), None)
         if size is None or size > max_bytes:
@@ -567,16 +638,10 @@ def downscale_to_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
 
 
 def is_monochrome(array: np.ndarray, tolerance: float = MONOCHROME_TOLERANCE) -> bool:
-    """True for gray and uniformly tinted (sepia, cyanotype) photos: one chromaticity everywhere."""
-    step = max(1, int((array.shape[0] * array.shape[1] / 250_000) ** 0.5))
-    pixels = array[::step, ::step].reshape(-1, 3).astype(np.float32)
-    total = pixels.sum(axis=1)
-    pixels, total = pixels[total > 30], total[total > 30]   # hue of near-black pixels is noise
-    if len(pixels) == 0:
-        return True
-    chroma = pixels[:, :2] / total[:, None]
-    spread = np.abs(chroma - np.median(chroma, axis=0)).mean()
-    return bool(spread < tolerance)
+    """True for black-and-white photos as old photos are: gray, sepia- or cyan-toned, faded or
+    yellowed, split-toned; judged by the spread of their chroma (:func:`fst.color.chroma_spread`),
+    not by exact gray."""
+    return chroma_spread(array) < tolerance
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
@@ -606,25 +671,30 @@ class Result:
 
 @dataclasses.dataclass
 class WebcamSession:
-    """Per-session streaming state: speed statistics and the previous styled frame."""
+    """Per-session streaming state of the webcam tab.
+
+    Frames styled and skipped, smoothed frames per second and latency, the previous styled
+    frame with the ``style|network`` choice that made it (the temporal blend only mixes
+    frames of one choice), and the network that styled the last frame.
+    """
 
     frames: int = 0
-    skipped: int = 0
-    fps: float = 0.0
+    skipped: int = 0              # frames that could not be decoded
+    fps: float = 0.0              # exponential moving averages
     latency_ms: float = 0.0
     last_frame_at: float | None = None
     previous: np.ndarray | None = dataclasses.field(default=None, repr=False)
-    previous_style: str | None = None
-    network: str = ""   # the network that styled the last frame, e.g. "starry_night_lite"
+    previous_style: str | None = None   # "style|network" of ``previous``
+    network: str = ""   # the network that styled the last frame, e.g. "starry_night_rt"
 
     def summary(self) -> str:
-        """E.g. ``starry_night_lite · 12.3 fps · 41 ms per frame · 250 frames``."""
+        """E.g. ``starry_night_rt · 12.3 fps · 41 ms per frame · 250 frames · 2 skipped``."""
         text = f"{self.fps:.1f} fps · {self.latency_ms:.0f} ms per frame · {self.frames} frames"
         text = f"{self.network} · {text}" if self.network else text
         return text + (f" · {self.skipped} skipped" if self.skipped else "")
 
 
-WEBCAM_NETWORKS = ("auto", "lite", "full")
+WEBCAM_NETWORKS = ("auto", "webcam", "full")
 
 
 class AppBackend:
@@ -634,14 +704,23 @@ class AppBackend:
         self.registry = registry or ModelRegistry()
         self.device = self.registry.device
         self.settings = settings or AppSettings.from_env(self.device)
+        # Networks are loaded (from the Hub too) before a compute slot is taken, so a slow or
+        # failing Hub download never delays the requests of other users.
+        self.compute_slots = threading.BoundedSemaphore(self.settings.concurrency)
 
     # ------------------------------------------------------------------ image tab
     def stylize(self, image: Any, style: Any, strength: Any = 1.0, max_side: Any = 1024,
-                preserve_colors: Any = False, progress: Progress | None = None) -> Result:
-        """Stylize one upload; the result's longer side is at most ``max_side``."""
+                preserve_colors: Any = False, style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0,
+                progress: Progress | None = None) -> Result:
+        """Stylize one upload; the result's longer side is at most ``max_side``; strokes are
+        ``style_scale`` times the network's own size. With ``blend_with`` (another style) and
+        ``mix`` > 0 the two styles are mixed ``1 - mix : mix`` (see :func:`fst.mixing.stylize_mix`)."""
         strength = _number("strength", strength, 0.0, 1.0)
+        style_scale = _number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
         max_side = _integer("output size", max_side, 64, self.settings.max_side)
+        mix = _number("mix", mix, 0.0, 1.0)
         model = self.registry.load_style(style, progress=progress)
+        second = self._second_style(blend_with, mix, "full", progress)
         picture = decode_upload(image)
         notes = []
         if max(picture.size) > max_side:
@@ -650,8 +729,42 @@ class AppBackend:
             picture = downscale(picture, max_side)
         content = np.asarray(picture)
         tile = TILE if max(picture.size) > TILE_ABOVE else None
-        styled = model.stylize(content, strength=strength, preserve_color=bool(preserve_colors), tile=tile)
+        with self.compute_slots:
+            styled = stylize_mix(model, second, mix, content, strength=strength, preserve_color=bool(preserve_colors),
+                                 tile=tile, style_scale=style_scale, detail=BRUSH_DETAIL if style_scale > 1 else 0.0)
         return Result(content, styled, notes)
+
+    def _second_style(self, blend_with: Any, mix: float, variant: str, progress: Progress | None = None) -> Any:
+        """The network of the style to mix in, or None when there is none (no style, or mix 0)."""
+        if blend_with is None or (isinstance(blend_with, str) and not blend_with.strip()):
+            return None
+        if not isinstance(blend_with, str):
+            raise AppError("blend_with must be a string: a style from the list, a Hub repo id, or '' for none")
+        return self.registry.load_style(blend_with, variant=variant, progress=progress) if mix > 0 else None
+
+    # ------------------------------------------------------------------ all styles
+    def sheet(self, image: Any, cell: int = 192, progress: Progress | None = None) -> tuple[np.ndarray, list[str]]:
+        """The upload in every style on offer (catalogue styles, then Hub networks already loaded),
+        as one labelled grid (:mod:`fst.sheet`); networks that fail to load are left out, with a note."""
+        picture = decode_upload(image)
+        items, notes = [], []
+        for option in self.registry.styles():
+            if option.source == "hub" and ("style", option.key) not in self.registry.cache:
+                continue   # listed by Hub discovery but never used: not downloaded for the sheet
+            try:
+                items += expand(option.label, self.registry.load_style(option.key))
+            except FstError as exc:
+                notes.append(f"Left out {option.label}: {exc}")
+        if not items:
+            raise AppError("No style network could be loaded for the sheet.")
+
+        def report(done: int, total: int, label: str) -> None:
+            if progress is not None:
+                progress(done / total, f"{label} ({done + 1} of {total})")
+
+        with self.compute_slots:
+            sheet = render_sheet(picture, items, cell=cell, progress=report)
+        return np.asarray(sheet), notes
 
     # ------------------------------------------------------------------ colorization tab
     def colorize(self, image: Any, recolor: Any = False, then_style: Any = None, strength: Any = 1.0,
@@ -674,43 +787,50 @@ class AppBackend:
                            "with predicted ones, or upload a black-and-white photo.")
         if progress is not None:
             progress(0.5, "Colorizing…")
-        colour = colorizer.colorize(source)
-        if style_model is not None:
-            tile = TILE if max(picture.size) > TILE_ABOVE else None
-            colour = style_model.stylize(colour, strength=strength, tile=tile)
+        with self.compute_slots:
+            colour = colorizer.colorize(source)
+            if style_model is not None:
+                tile = TILE if max(picture.size) > TILE_ABOVE else None
+                colour = style_model.stylize(colour, strength=strength, tile=tile)
         return Result(source, colour, notes)
 
     # ------------------------------------------------------------------ webcam tab
     def webcam_network(self, choice: str) -> str:
-        """``auto`` picks the lite network on CPU and the full one on GPU."""
+        """``auto`` picks the style's webcam network on CPU and the full one on GPU."""
         if choice not in WEBCAM_NETWORKS:
             raise AppError(f"network must be one of {', '.join(WEBCAM_NETWORKS)}")
         if choice == "auto":
-            return "full" if self.device.type == "cuda" else "lite"
+            return "full" if self.device.type == "cuda" else "webcam"
         return choice
 
     def webcam_frame(self, frame: Any, style: Any, strength: Any = 1.0, resolution: Any = 320,
-                     blend: Any = 0.0, network: str = "auto",
-                     session: WebcamSession | None = None) -> tuple[np.ndarray | None, WebcamSession]:
+                     blend: Any = 0.0, network: str = "auto", session: WebcamSession | None = None,
+                     style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0
+                     ) -> tuple[np.ndarray | None, WebcamSession]:
         """Stylize one webcam frame. Returns (styled frame or None to skip it, session).
 
-        Empty or undecodable frames are counted and skipped; the stream goes on.
+        ``blend_with`` and ``mix`` mix in a second style as in :meth:`stylize`: two styles of one
+        multi-style network switch and mix at no cost (one network, loaded once). Empty or
+        undecodable frames are counted and skipped; the stream goes on.
         """
         session = session if isinstance(session, WebcamSession) else WebcamSession()
         started = time.perf_counter()
         strength = _number("strength", strength, 0.0, 1.0)
         resolution = _integer("resolution", resolution, 64, self.settings.max_side)
         blend = _number("smoothing", blend, 0.0, 0.95)
+        style_scale = _number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
+        mix = _number("mix", mix, 0.0, 1.0)
         variant = self.webcam_network(network)
         model = self.registry.load_style(style, variant=variant)
+        second = self._second_style(blend_with, mix, variant)
         try:
             content = np.asarray(downscale(decode_upload(frame), resolution))
         except FstError as exc:
             session.skipped += 1
             logger.debug("webcam frame skipped: %s", exc)
             return None, session
-        styled = model.stylize(content, strength=strength)
-        key = f"{style}|{network}"
+        styled = stylize_mix(model, second, mix, content, strength=strength, style_scale=style_scale)
+        key = f"{style}|{blend_with}|{network}"   # a new pair restarts the smoothing; moving the mix does not
         previous = session.previous if session.previous_style == key else None
         styled = temporal_blend(styled, previous, blend)
         session.previous, session.previous_style = styled, key

@@ -5,11 +5,22 @@ The models folder is ``$FST_MODELS_DIR`` when set, else ``models/`` of the repos
 
     {"models": [{"name": "starry_night", "display_name": "The Starry Night (Vincent van Gogh)",
                  "kind": "style", "folder": "starry_night", "hub_id": "fast-style/starry-night",
-                 "style_image": "style.jpg", "lite": "starry_night_lite"}, ...]}
+                 "style_image": "style.jpg", "webcam": "starry_night_rt"}, ...]}
 
-``style_image`` and ``lite`` are optional; ``lite`` names the entry that holds a faster
-network of the same style (e.g. ``johnson-rt``): the app's webcam uses it on CPU, and the
-style list shows only the full entry.
+``style_image`` and ``webcam`` are optional; ``webcam`` names the entry that holds the
+webcam network of the same style (a faster one, e.g. ``johnson-rt``): the app's webcam tab
+uses it on CPU, and the style list shows only the full entry. Without the field, an entry
+named ``<name>_rt`` is the style's webcam network. Catalogues written before the field had
+this name call it ``lite``; that key is still read.
+
+``style`` (optional) makes an entry one style of the multi-style network in its folder::
+
+    {"name": "multistyle_rt:udnie", "display_name": "Udnie (Francis Picabia)", "kind": "style",
+     "folder": "multistyle_rt", "hub_id": "fast-style/multistyle-rt", "style": "udnie",
+     "style_image": "styles/udnie.jpg"}
+
+The style list then shows that network as its styles (:func:`style_entries`), and all of
+them share one loaded network.
 """
 from __future__ import annotations
 
@@ -24,6 +35,8 @@ from .paths import MODELS_DIR, models_dir
 logger = logging.getLogger(__name__)
 
 KINDS = ("style", "colorizer")
+#: A style's webcam network is the entry ``<name>_rt`` unless its ``webcam`` field names another.
+WEBCAM_SUFFIX = "_rt"
 MAX_CATALOG_BYTES = 1 << 20
 
 
@@ -37,8 +50,14 @@ class CatalogEntry:
     folder: str         # folder under the models folder
     hub_id: str         # Hub repo id, e.g. "fast-style/starry-night"
     style_image: str = "style.jpg"
-    lite: str | None = None   # name of the entry with the lite network of this style, if any
+    webcam: str | None = None   # name of the entry with the webcam network of this style, if any
+    style: str | None = None    # this entry is that style of the multi-style network in ``folder``
     root: Path = dataclasses.field(default=MODELS_DIR, compare=False, repr=False)
+
+    @property
+    def webcam_name(self) -> str:
+        """The name of the entry that holds this style's webcam network (it may not exist)."""
+        return self.webcam or f"{self.name}{WEBCAM_SUFFIX}"
 
     @property
     def path(self) -> Path:
@@ -64,6 +83,15 @@ def load_catalog(path: Path | None = None) -> tuple[CatalogEntry, ...]:
     except OSError:
         return ()
     return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def style_entries() -> list[CatalogEntry]:
+    """The catalogue's styles as offered to users: webcam networks folded into their style's
+    entry, and a multi-style network whose styles have entries shown as those styles."""
+    entries = [e for e in load_catalog() if e.kind == "style"]
+    webcam_names = {e.webcam_name for e in entries}
+    split = {e.folder for e in entries if e.style}
+    return [e for e in entries if e.name not in webcam_names and (e.style or e.folder not in split)]
 
 
 def find_entry(name_or_id: str) -> CatalogEntry | None:
@@ -105,13 +133,15 @@ def _entry(item: object, root: Path) -> CatalogEntry:
     """Validate one JSON item: known string fields only, a folder inside ``root``."""
     if not isinstance(item, dict):
         raise TypeError("an entry must be a JSON object")
+    if "lite" in item and "webcam" not in item:   # the field's former name
+        item = {("webcam" if k == "lite" else k): v for k, v in item.items()}
     fields = {f.name for f in dataclasses.fields(CatalogEntry)} - {"root"}
     unknown = sorted(set(item) - fields)
     if unknown:
         logger.warning("catalogue entry %r: ignoring unknown keys %s", item.get("name"), ", ".join(unknown))
     values = {k: v for k, v in item.items() if k in fields}
     for key, value in values.items():
-        if not (isinstance(value, str) or (key == "lite" and value is None)):
+        if not (isinstance(value, str) or (key in ("webcam", "style") and value is None)):
             raise TypeError(f"{key} must be a string")
     entry = CatalogEntry(**values, root=root)
     if entry.kind not in KINDS:

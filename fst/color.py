@@ -266,3 +266,29 @@ def rgb_to_gray_l_np(rgb: np.ndarray) -> np.ndarray:
     """L* in [0, 100] of an sRGB (..., 3) array -> float64 (...)."""
     y = _srgb_to_linear_np(_as_unit_float(rgb)) @ _RGB_TO_XYZ[1]
     return 116.0 * np.where(y > CIE_EPSILON, np.cbrt(y), (CIE_KAPPA * y + 16.0) / 116.0) - 16.0
+
+
+def chroma_spread(rgb: np.ndarray, *, bins: int = 16, dark: float = 8.0) -> float:
+    """How far the colours of an RGB photo (HxWx3 uint8) stray from one tint per lightness.
+
+    In CIE Lab units: the 90th percentile, over the pixels, of the distance of a*b* from
+    the median a*b* of the pixels of similar lightness (``bins`` bands of L*; pixels darker
+    than ``dark`` are skipped: their hue is noise). A gray, sepia, cyanotype or faded toned
+    print has one tint per lightness (even when shadows and highlights are toned
+    differently), so its spread is ~0-3; a colour photo's is ~5 and more. The photo is
+    averaged down to at most 128 px first, which removes grain and JPEG colour noise.
+    """
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    image.thumbnail((128, 128), Image.Resampling.BOX)
+    lab = rgb_to_lab_np(np.asarray(image)).reshape(-1, 3)
+    lab = lab[lab[:, 0] > dark]
+    if len(lab) == 0:
+        return 0.0
+    band = np.minimum((lab[:, 0] / 100.0 * bins).astype(int), bins - 1)
+    distance = np.empty(len(lab))
+    for index in np.unique(band):
+        members = band == index
+        distance[members] = np.linalg.norm(lab[members, 1:] - np.median(lab[members, 1:], axis=0), axis=1)
+    return float(np.percentile(distance, 90))

@@ -33,35 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .color import lab_to_rgb_keep_lightness, merge_lab, rgb_to_gray_l
+from .colorizer_parts import (AB_RANGE, GLOBAL_INPUT_SIZE, L_RANGE, TOTAL_STRIDE, ConvBlock, LinearBlock,
+                              denormalize_ab, normalize_ab, normalize_lightness, scaled as _scaled)
+from .colorizer_vgg import VGGColorizerNet
 from .config import BaseConfig, check_choice, check_int, check_optional_str
 from .errors import ConfigError
 from .hub import SafeHubMixin
-from .inference import as_input, check_optional_size, inference_context, resize_max_side
-
-#: a*, b* are normalised as (ab + AB_RANGE) / (2 * AB_RANGE) -> [0, 1].
-AB_RANGE = 128.0
-#: L* is normalised as L / L_RANGE -> [0, 1].
-L_RANGE = 100.0
-#: The global features network always sees the input resized to this square.
-GLOBAL_INPUT_SIZE = 224
-#: Total stride of the low-level features network (three stride-2 convolutions).
-TOTAL_STRIDE = 8
-
-
-def normalize_lightness(lightness: torch.Tensor) -> torch.Tensor:
-    """L* in [0, 100] -> network input in [0, 1]."""
-    return lightness / L_RANGE
-
-
-def normalize_ab(ab: torch.Tensor) -> torch.Tensor:
-    """a*b* in [-AB_RANGE, AB_RANGE] -> training target in [0, 1]."""
-    return (ab + AB_RANGE) / (2.0 * AB_RANGE)
-
-
-def denormalize_ab(ab_norm: torch.Tensor) -> torch.Tensor:
-    """Network output in [0, 1] -> a*b* in [-AB_RANGE, AB_RANGE]."""
-    return ab_norm * (2.0 * AB_RANGE) - AB_RANGE
-
+from .inference import as_input, check_finite_output, check_optional_size, inference_context, resize_max_side
 
 # --------------------------------------------------------------------------- config
 
@@ -75,113 +53,86 @@ def check_float(name: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
+#: Named variants: a name is enough to build one.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # The paper's network: 42.2 M parameters, 42.6 M with a 1000-class head.
+    "iizuka": dict(backbone="iizuka", width=1.0),
+    # CPU variant: a quarter of the widths, ~1/16 of the FLOPs: 2.7 M parameters.
+    "iizuka-slim": dict(backbone="iizuka", width=0.25),
+    # The shipped default: frozen ImageNet VGG16 (7.6 M) + trained branches (width 0.5: 2.4 M),
+    # colour classes with annealed-mean decoding. See fst/colorizer_vgg.py.
+    "vgg16-color": dict(backbone="vgg16", width=0.5),
+}
+#: Network families, by ``ColorizerConfig.backbone``.
+BACKBONES = ("iizuka", "vgg16")
+
+
+def build_network(config: ColorizerConfig) -> nn.Module:
+    """The network a config describes: :class:`ColorizerNet` or :class:`VGGColorizerNet`."""
+    return VGGColorizerNet(config) if config.backbone == "vgg16" else ColorizerNet(config)
+
+
 @dataclasses.dataclass
 class ColorizerConfig(BaseConfig):
     """Hyper-parameters of a :class:`ColorizerNet` (what ``config.json`` holds).
 
     Args:
+        backbone: ``iizuka`` (the paper's network, trained from scratch, a*b* regressed) or
+            ``vgg16`` (ImageNet VGG16 features, a*b* classes; see :mod:`fst.colorizer_vgg`).
+            None (unset) takes the value of ``arch``.
         width: channel multiplier; 1.0 is the paper's network, smaller values build
             slim variants (every layer's width scales, except the 1-channel input and
-            the 2-channel output).
+            the 2-channel output). None (unset) takes the value of ``arch``.
         num_classes: size of the classification head (the paper's auxiliary scene
             classification); 0 builds no head.
         max_side: at inference, chrominance is predicted on a copy whose longer side is
             at most this; the result keeps the input's full-resolution lightness.
-        arch: name of the variant (see :data:`ARCHITECTURES`), descriptive.
+        ab_grid: ``vgg16``: size of the a*b* grid cells that form the colour classes.
+        temperature: ``vgg16``: annealed-mean temperature (1 = the mean colour, lower = more vivid).
+        encoder_normalisation: ``vgg16``: input normalisation the VGG16 weights expect.
+        arch: name of a variant of :data:`ARCHITECTURES`; it fixes ``backbone`` and ``width``
+            (a value that contradicts it is a ConfigError). Without it unset ones are the paper's.
         training: free-form training hyper-parameters (metadata).
         dataset: what the network was trained on (metadata).
     """
 
     MODEL_TYPE = "iizuka_colorizer"
+    ARCHITECTURES = ARCHITECTURES
+    DEFAULT_ARCH = "iizuka"
 
     model_type: str = "iizuka_colorizer"
-    width: float = 1.0
+    backbone: str | None = None
+    width: float | None = None
     num_classes: int = 1000
     max_side: int = 512
+    ab_grid: int = 10
+    temperature: float = 0.38
+    encoder_normalisation: str = "caffe"
     arch: str | None = None
     training: dict[str, Any] | None = None
     dataset: str | None = None
 
     def validate(self) -> None:
         check_choice("model_type", self.model_type, (self.MODEL_TYPE,))
+        check_choice("backbone", self.backbone, BACKBONES)
+        check_int("ab_grid", self.ab_grid, 5, 40)
+        self.temperature = check_float("temperature", self.temperature, 0.01, 10.0)
+        check_choice("encoder_normalisation", self.encoder_normalisation, ("caffe", "torchvision"))
         self.width = check_float("width", self.width, 0.05, 2.0)
         check_int("num_classes", self.num_classes, 0, 10000)
         check_int("max_side", self.max_side, 64, 4096)
-        check_optional_str("arch", self.arch)
         check_optional_str("dataset", self.dataset, max_len=1000)
         if self.training is not None and not isinstance(self.training, dict):
             raise ConfigError("training must be a JSON object of hyper-parameters")
 
 
-#: Named variants: a name is enough to build one.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    # The paper's network: 42.2 M parameters, 42.6 M with a 1000-class head.
-    "iizuka": dict(width=1.0),
-    # CPU variant: a quarter of the widths, ~1/16 of the FLOPs: 2.7 M parameters.
-    "iizuka-slim": dict(width=0.25),
-}
-
-
-def config_for_arch(arch: str, **overrides: Any) -> ColorizerConfig:
-    """The config of a named variant (``iizuka``, ``iizuka-slim``), with overrides."""
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return ColorizerConfig(arch=arch, **{**ARCHITECTURES[arch], **overrides})
+def config_for_arch(arch: str, **fields: Any) -> ColorizerConfig:
+    """The config of a named variant (``iizuka``, ``iizuka-slim``, ``vgg16-color``), with its other fields;
+    the same as ``ColorizerConfig(arch=arch, **fields)``."""
+    return ColorizerConfig(arch=arch, **fields)
 
 
 # --------------------------------------------------------------------------- layers
-
-
-def _fold_batchnorm_into(layer: nn.Conv2d | nn.Linear, norm: nn.modules.batchnorm._BatchNorm) -> None:
-    """Rewrite ``layer`` so that ``layer(x)`` equals ``norm(layer(x))`` in eval mode."""
-    with torch.no_grad():
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
-        layer.weight.mul_(scale.view(-1, *([1] * (layer.weight.dim() - 1))))
-        layer.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
-
-
-class ConvBlock(nn.Module):
-    """3x3 (or 1x1) convolution -> batch norm -> ReLU, zero padding as in the paper."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
-        super().__init__()
-        # no conv bias: batch norm's shift replaces it (a bias appears when BN is folded)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=False)
-        self.bn: nn.Module = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
-
-    def fold_batchnorm(self) -> None:
-        """Merge the batch norm into the convolution (inference only)."""
-        if isinstance(self.bn, nn.BatchNorm2d):
-            _fold_batchnorm_into(self.conv, self.bn)
-            self.bn = nn.Identity()
-
-
-class LinearBlock(nn.Module):
-    """Fully connected layer -> batch norm -> ReLU."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.fc = nn.Linear(in_features, out_features, bias=False)
-        self.bn: nn.Module = nn.BatchNorm1d(out_features)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.fc(x)))
-
-    def fold_batchnorm(self) -> None:
-        """Merge the batch norm into the linear layer (inference only)."""
-        if isinstance(self.bn, nn.BatchNorm1d):
-            _fold_batchnorm_into(self.fc, self.bn)
-            self.bn = nn.Identity()
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
 
 
 class LowLevelFeatures(nn.Sequential):
@@ -348,12 +299,12 @@ class Colorizer(
     >>> colour = model(Image.open("old_photo.jpg"))        # PIL in, PIL out
 
     Construct with a :class:`ColorizerConfig` or its fields as keyword arguments.
-    Calling the model on an image colorizes it (see :meth:`colorize`); calling it on
-    a Bx1xHxW tensor of normalised lightness runs the network (for training).
+    Calling the model colorizes an image (see :meth:`colorize`); in training mode, calling
+    it on a Bx1xHxW tensor of normalised lightness runs the network (:meth:`forward`).
     """
 
     config_class = ColorizerConfig
-    network_class = ColorizerNet
+    network_class = staticmethod(build_network)
 
     def __init__(self, config: ColorizerConfig | Mapping[str, Any] | None = None, **fields: Any):
         super().__init__()
@@ -369,8 +320,9 @@ class Colorizer(
         return self.net(lightness)
 
     def __call__(self, image: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """A Bx1xHxW tensor runs the network (:meth:`forward`); an image is colorized."""
-        if isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[1] == 1:
+        """The same rule as FastStyle: in training mode a tensor goes through :meth:`forward`
+        (normalised L -> (normalised ab, logits)); otherwise ``model(x)`` is :meth:`colorize`."""
+        if self.training and isinstance(image, torch.Tensor):
             return super().__call__(image)
         return self.colorize(image, **kwargs)
 
@@ -384,9 +336,10 @@ class Colorizer(
     def colorize(self, image: Any, *, max_side: int | None = None) -> Any:
         """Colorize one image; returns the same kind at the input's size.
 
-        Accepts a PIL image, an HxW or HxWx3 uint8 array, a 3xHxW / 1x3xHxW float tensor
-        in [0, 1], a path or bytes (PIL image out). Colour inputs are converted to gray
-        first, so they are re-colorized. The chrominance is predicted on a copy whose
+        Accepts a PIL image, a gray (HxW, HxWx1) or colour (HxWx3) array, a gray (1xHxW,
+        1x1xHxW) or colour (3xHxW, 1x3xHxW) tensor, a path or bytes (PIL image out); values
+        and dtypes follow ``fst.inference``'s rule, and the result is 3-channel. Colour inputs
+        are converted to gray first, so they are re-colorized. The chrominance is predicted on a copy whose
         longer side is at most ``max_side`` (default ``config.max_side``) and upsampled;
         the lightness L* of the result is the input's, at full resolution.
         """
@@ -405,9 +358,7 @@ class Colorizer(
         small = resize_max_side(normalize_lightness(lightness.float()), max_side)
         with inference_context(lightness.device):
             ab_norm, _ = self.net(small)
-        ab = denormalize_ab(ab_norm.float())
-        if not torch.isfinite(ab).all():
-            raise RuntimeError("model produced non-finite output; the weights may be damaged")
+        ab = check_finite_output(denormalize_ab(ab_norm.float()))
         if ab.shape[-2:] != lightness.shape[-2:]:
             ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
         return ab

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Any, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 from .errors import ConfigError
 
@@ -43,20 +43,46 @@ def check_optional_str(name: str, value: Any, max_len: int = 200) -> str | None:
 
 @dataclasses.dataclass
 class BaseConfig:
-    """Common behaviour of model configs: JSON round trip with validation.
+    """Common behaviour of model configs: named variants, JSON round trip with validation.
 
-    Subclasses list their fields and implement :meth:`validate`. Fields named in
-    ``METADATA_FIELDS`` are free-form JSON (training hyper-parameters, sources) and
-    never influence what gets allocated.
+    Subclasses list their fields and implement :meth:`validate`. A subclass with named
+    variants sets ``ARCHITECTURES`` (name -> the structural fields it fixes) and
+    ``DEFAULT_ARCH``, has an ``arch`` field, and gives each structural field the default
+    None: a config that names ``arch`` takes that variant's values, one without takes
+    ``DEFAULT_ARCH``'s, and a structural field set explicitly to a value that contradicts
+    the named variant is a :class:`ConfigError`. After construction every structural field
+    holds its value, so ``to_dict`` writes the complete structure.
     """
 
     MODEL_TYPE = ""
+    ARCHITECTURES: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    DEFAULT_ARCH: ClassVar[str] = ""
 
     def validate(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def __post_init__(self) -> None:
+        if self.ARCHITECTURES:
+            self._apply_arch()
         self.validate()
+
+    def _apply_arch(self) -> None:
+        """Fill the structural fields from the named variant; refuse contradicting ones."""
+        arch = check_optional_str("arch", getattr(self, "arch", None))
+        if arch is not None and arch not in self.ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {arch[:40]!r}; choose one of {', '.join(self.ARCHITECTURES)}")
+        variant = self.ARCHITECTURES[arch if arch is not None else self.DEFAULT_ARCH]
+        conflicts = []
+        for name, value in variant.items():
+            given = getattr(self, name)
+            if given is None:
+                setattr(self, name, value)
+            elif arch is not None and (type(given) is bool or given != value):
+                shown = json.dumps(given)[:40] if isinstance(given, (str, int, float)) else type(given).__name__
+                conflicts.append(f"{name}={shown} ({arch} has {json.dumps(value)})")
+        if conflicts:
+            raise ConfigError(f"config fields contradict arch={arch!r}: " + ", ".join(conflicts)
+                              + f"; drop these fields to build {arch}, or drop arch for a custom network")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-serialisable dict (what config.json holds)."""

@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
 
+from . import addon
+from .brush import check_style_scale, stylize_at_scale
 from .hub import SafeHubMixin, resolve_device
-from .inference import (ImageInput, as_input, check_optional_size, check_unit_interval, inference_context,
-                        pad_to_min_side, resize_max_side)
+from .inference import (ImageInput, as_input, check_finite_output, check_optional_size, check_unit_interval,
+                        inference_context, pad_to_min_side, resize_max_side)
+from .multistyle import StyleChoice, style_mix, style_weights
 from .tiling import tiled_apply
-from .transformer import TRAINING_PATH, FastPath, TransformerConfig, TransformerNet, fast_inference
+from .transformer import (TRAINING_PATH, FastPath, TransformerConfig, TransformerNet, fast_inference,
+                          norm_parameter_names)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .mixing import BoundStyle
 
 MIN_SIDE = 16                     # smaller inputs are padded up to this and cropped back
 AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bounded memory)
@@ -31,6 +38,10 @@ class FastStyle(
     >>> model = FastStyle.from_pretrained("models/starry_night")   # or "user/vangogh"
     >>> styled = model(Image.open("photo.jpg"))                     # PIL in, PIL out
 
+    A multi-style network (``model.style_names``) takes a style choice:
+    ``model(photo, style="the_scream")``, or a blend in one pass:
+    ``model(photo, style={"starry_night": 0.5, "the_scream": 0.5})`` (see :mod:`fst.multistyle`).
+
     Construct with a :class:`TransformerConfig` or its fields as keyword arguments.
     """
 
@@ -45,20 +56,47 @@ class FastStyle(
         super().__init__()
         self._setup(config, fields)   # tensors keep pytorch/examples' names (no "net." prefix)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def style_names(self) -> list[str]:
+        """The styles of a multi-style network (empty for a single-style one)."""
+        return list(self.config.style_names or [])
+
+    def style_weights(self, style: StyleChoice | torch.Tensor) -> torch.Tensor | None:
+        """One weight per style for ``style`` (a name, a blend, or a tensor: B style indices, or
+        S / BxS weights); None for a single-style network. Raises StyleError for a bad choice."""
+        if isinstance(style, torch.Tensor) and self.style_names:
+            count = len(self.style_names)
+            if not style.is_floating_point():
+                return torch.nn.functional.one_hot(style.long(), count).float()
+            if style.shape[-1] != count:
+                raise ValueError(f"style weights must have {count} columns (one per style), got {tuple(style.shape)}")
+            return style.float()
+        return style_weights(self.style_names, style)
+
+    def with_style(self, style: StyleChoice) -> "BoundStyle":
+        """This multi-style network with ``style`` chosen (a name or a blend, checked now): its
+        ``stylize`` and calls use that style, e.g. wherever a single-style network is expected."""
+        from .mixing import BoundStyle
+
+        return BoundStyle(self, style)
+
+    def forward(self, x: torch.Tensor, style: StyleChoice | torch.Tensor = None) -> torch.Tensor:
         """Bx3xHxW in [0, 1] -> stylized Bx3xHxW in [0, 1] (differentiable; for training).
 
-        On CPU the rewrites of ``training_path`` (with autograd) or ``fast_path`` (without) apply.
+        ``style`` (multi-style networks): a style choice for the batch, or a tensor of B style
+        indices (one style per image) or of weights. On CPU the rewrites of ``training_path``
+        (with autograd) or ``fast_path`` (without) apply.
         """
         options = self.training_path if torch.is_grad_enabled() else self.fast_path
-        with fast_inference(options if x.device.type == "cpu" else None):
+        with fast_inference(options if x.device.type == "cpu" else None), style_mix(self.style_weights(style)):
             return self.net(x)
 
     def __call__(self, image: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """In training mode (or for batches) tensors go through ``forward``; otherwise the
-        image is stylized and returned as the same kind (see :meth:`stylize`)."""
-        if isinstance(image, torch.Tensor) and image.dim() == 4 and (self.training or image.shape[0] > 1):
-            return super().__call__(image)
+        """The same rule for both model classes: in training mode a tensor goes through
+        :meth:`forward` (the raw network, for training loops and DDP); otherwise ``model(x)``
+        is :meth:`stylize`: one image in, the same kind, dtype and layout out."""
+        if self.training and isinstance(image, torch.Tensor):
+            return super().__call__(image, **kwargs)
         return self.stylize(image, **kwargs)
 
     @torch.inference_mode()
@@ -69,8 +107,11 @@ class FastStyle(
         preserve_color: bool = False,
         max_side: int | None = None,
         tile: int | None = None,
+        style_scale: float = 1.0,
+        detail: float = 0.0,
+        style: StyleChoice = None,
     ) -> Any:
-        """Stylize one image; returns the same kind (PIL, HxWx3 uint8 array, or tensor).
+        """Stylize one image; returns the same kind, dtype and layout (see ``fst.inference``).
 
         Args:
             strength: 0 returns the content, 1 the full style; in between blends them.
@@ -78,20 +119,43 @@ class FastStyle(
             max_side: downscale so the longer side is at most this (faster); the result
                 has the downscaled size.
             tile: tile size for bounded memory; images above 4 Mpx are tiled automatically.
+            style_scale: brush size: the network runs at the image's size divided by this and
+                the result is upsampled, so 2 paints strokes twice as large (1: the network's own).
+            detail: with ``style_scale`` > 1, how much of the photo's fine luminance detail
+                (lost by the downscale) is added back, 0..1.
+            style: for a multi-style network, a style name (default: the first style) or a
+                blend ``{name: weight}`` / ``"name:weight,name:weight"``, run in one pass.
         """
-        request = StyleRequest.prepare(image, strength, preserve_color, max_side, tile)
+        weights = self.style_weights(style)
+        request = StyleRequest.prepare(image, strength, preserve_color, max_side, tile, style_scale)
+        detail = check_unit_interval("detail", detail)
         source, content = request.source, request.content
         if request.strength == 0.0:
             return source.restore(content)
+        with style_mix(weights):
+            return source.restore(self._stylize(request, preserve_color, detail).cpu())
+
+    def _stylize(self, request: "StyleRequest", preserve_color: bool, detail: float) -> torch.Tensor:
+        content = request.content
 
         def finish(content_part: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
             return _finish(content_part.to(styled.device), styled.float(), request.strength, preserve_color)
 
+        if request.style_scale != 1.0:
+            styled = stylize_at_scale(lambda x: self._run_maybe_tiled(x, request.tile), content,
+                                      request.style_scale, detail)
+            return finish(content, styled)
         if request.tiled:
-            result = tiled_apply(self.net, content, self._run, finish, request.tile)
-        else:
-            result = finish(content, self._run(content))
-        return source.restore(result.cpu())
+            return tiled_apply(self.net, content, self._run, finish, request.tile)
+        return finish(content, self._run(content))
+
+    def _run_maybe_tiled(self, x: torch.Tensor, tile: int | None) -> torch.Tensor:
+        """The network on x (1x3xHxW, CPU), tiled when x is larger than ``tile`` or 4 Mpx."""
+        if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
+            tile = DEFAULT_TILE
+        if tile is not None and max(x.shape[-2:]) > tile:
+            return tiled_apply(self.net, x, self._run, lambda _, styled: styled.float().cpu(), tile)
+        return self._run(x).cpu()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """The network on x (1x3xHxW, CPU), on the model's device, any size >= 1x1."""
@@ -103,10 +167,7 @@ class FastStyle(
         # On CPU: exact rewrites (sub-pixel upsampling, Winograd convs; see BENCHMARKS.md).
         with inference_context(device), fast_inference(None if device.type == "cuda" else self.fast_path):
             out = self.net(padded)
-        out = out[..., :height, :width].float()
-        if not torch.isfinite(out.sum()):  # sigmoid output: only NaN can appear, and a sum keeps it
-            raise RuntimeError("model produced non-finite output; the weights may be damaged")
-        return out
+        return check_finite_output(out[..., :height, :width].float())
 
     @staticmethod
     def explain_mismatch(config: Any, found: Mapping[str, tuple[int, ...]]) -> str | None:
@@ -119,7 +180,28 @@ class FastStyle(
         conv1 = found.get("conv1.conv2d.weight")
         if conv1 and len(conv1) == 4 and conv1[0] != config.channels:
             hints.append(f"channels={config.channels} in config.json but weights were built for channels={conv1[0]}")
+        norm = found.get("in1.weight")
+        rows = norm[0] if norm and len(norm) == 2 else None
+        if config.style_names and rows != len(config.style_names):
+            held = f"{rows} style rows" if rows else "one style (a single-style network)"
+            hints.append(f"style_names lists {len(config.style_names)} styles in config.json but the weights "
+                         f"hold {held}")
+        elif not config.style_names and rows:
+            hints.append(f"the weights hold {rows} styles (a multi-style network) but config.json has no style_names")
         return "; ".join(hints) or None
+
+    @classmethod
+    def base_tensors(cls, config: TransformerConfig, folder: Any,
+                     options: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """An add-on's convolutions, from its base network (see :mod:`fst.addon`)."""
+        return addon.base_tensors(cls, config, folder, options) if config.base else {}
+
+    def tensors_to_save(self) -> dict[str, torch.Tensor]:
+        """The whole network; for an add-on (``config.base``) only its norm rows."""
+        tensors = self.state_dict()
+        if not self.config.base:
+            return tensors
+        return {name: tensors[name] for name in norm_parameter_names(self.net)}
 
     def to(self, *args: Any, **kwargs: Any) -> "FastStyle":  # noqa: D102 - channels_last on CUDA
         model = super().to(*args, **kwargs)
@@ -136,11 +218,13 @@ class StyleRequest:
     content: torch.Tensor      # 1x3xHxW in [0, 1], downscaled to max_side
     strength: float
     tile: int | None
+    style_scale: float = 1.0
 
     @classmethod
     def prepare(cls, image: Any, strength: float, preserve_color: bool, max_side: int | None,
-                tile: int | None) -> "StyleRequest":
+                tile: int | None, style_scale: float = 1.0) -> "StyleRequest":
         strength = check_unit_interval("strength", strength)
+        style_scale = check_style_scale(style_scale)
         max_side = check_optional_size("max_side", max_side, MIN_SIDE)
         tile = check_optional_size("tile", tile, 64)
         source = as_input(image)
@@ -148,7 +232,7 @@ class StyleRequest:
         height, width = content.shape[-2:]
         if tile is None and height * width > AUTO_TILE_PIXELS:
             tile = DEFAULT_TILE
-        return cls(source, content, strength, tile)
+        return cls(source, content, strength, tile, style_scale)
 
     @property
     def tiled(self) -> bool:

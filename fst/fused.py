@@ -121,8 +121,8 @@ def _normalize_(norm: InstanceNorm2d, parts: list[torch.Tensor]) -> None:
         var = sum(torch.linalg.vector_norm(part, dim=(2, 3), keepdim=True).square_() for part in parts) / count
         if state is not None:  # "record": the statistics of the plain forward
             state[1][id(norm)] = (mean, var)
-    scale = torch.rsqrt(var + norm.eps).mul_(norm.weight.view(1, -1, 1, 1))
-    shift = norm.bias.view(1, -1, 1, 1)
+    weight, shift = norm.gamma_beta()   # a multi-style network's rows are mixed here (fst.multistyle)
+    scale = torch.rsqrt(var + norm.eps) * weight
     for part in parts:
         part.mul_(scale).add_(shift)
 

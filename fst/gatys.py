@@ -32,11 +32,14 @@ def optimize(
     vgg: torch.nn.Module | None = None,
     init: str = "content",
     callback: Callable[[int, LossTerms], None] | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> GatysResult:
     """Stylize ``content`` (1x3xHxW in [0, 1]) towards ``style`` by optimising its pixels.
 
     ``optimizer`` is ``lbfgs`` (the classic choice, ~1 function evaluation per step)
     or ``adam``. The image is optimised in logit space, so it stays in [0, 1].
+    ``callback(evaluations, terms)`` is called after each evaluation of the loss;
+    ``progress(step, loss)`` with the optimizer step in progress (1..steps) and the loss.
     """
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
@@ -51,13 +54,15 @@ def optimize(
     logits = torch.logit(start.clamp(1e-3, 1 - 1e-3)).detach().contiguous().requires_grad_(True)
     history: list[dict[str, float]] = []
 
-    def evaluate() -> torch.Tensor:
+    def evaluate(step: int) -> torch.Tensor:
         terms = criterion(torch.sigmoid(logits), content)
         total = terms.total
         total.backward()
         history.append(terms.as_floats())
         if callback:
             callback(len(history), terms)
+        if progress:
+            progress(max(1, min(step, steps)), history[-1]["loss"])
         return total
 
     if optimizer == "lbfgs":
@@ -66,13 +71,13 @@ def optimize(
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            return evaluate()
+            return evaluate(opt.state[logits].get("n_iter", 0))   # L-BFGS's iteration in progress
 
         opt.step(closure)
     else:
         opt = torch.optim.Adam([logits], lr=lr or 0.05)
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             opt.zero_grad()
-            evaluate()
+            evaluate(step)
             opt.step()
     return GatysResult(torch.sigmoid(logits).detach(), history)

@@ -16,34 +16,51 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
 import torch
-from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub import ModelHubMixin
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors.torch import save_file
 
 from . import catalog
 from .config import BaseConfig
-from .errors import HubError, ModelLoadError
+from .errors import HubError, HubUnreachable, ModelLoadError, RepoNotFoundError
+from .hub_access import HUB_OFFLINE_HINT, endpoint, hub_download, is_offline
 from .safeload import (CONFIG_NAME, MAX_WEIGHTS_BYTES, WEIGHTS_NAME, contained_file, load_weights,
-                       refuse_pickle)
+                       model_folder_boundary, refuse_pickle)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound="SafeHubMixin")
 
-#: Seconds to wait for the Hub to answer a metadata request (huggingface_hub's default is 10).
-HUB_TIMEOUT = float(os.environ.get("FST_HUB_TIMEOUT", "5"))
-#: Upper bound on one model download, retries included: huggingface_hub retries a failed
-#: request for ~25 s with back-off, far too long for an interactive app.
+#: Upper bound on one model download, retries included (the Hub's first answer comes within
+#: fst.hub_access.HUB_TIMEOUT; this bounds a download that stalls after it).
 HUB_DEADLINE = float(os.environ.get("FST_HUB_DEADLINE", "60"))
 _DOWNLOADS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fst-hub")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` if given, else CUDA when available, else CPU.
+
+    A given device is checked: a misspelt name (``banana``) or a device this machine does
+    not have (``cuda`` without CUDA, ``cuda:3`` with one GPU) is a ValueError saying what to use.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {str(device)[:40]!r}; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine "
+                             f"(torch {torch.__version__}); use cpu")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s) "
+                             f"(cuda:0..cuda:{count - 1})")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine; use cpu")
+    return resolved
 
 
 class SafeHubMixin(ModelHubMixin):
@@ -95,9 +112,10 @@ class SafeHubMixin(ModelHubMixin):
             config_dict.update({k: v for k, v in config.items() if k in config_dict})
         _atomic_write_text(folder / CONFIG_NAME, json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
         dtype = torch.float16 if half_precision else torch.float32
-        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
+        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.tensors_to_save().items()}
         tmp = folder / (WEIGHTS_NAME + ".tmp")
         save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.chmod(tmp, 0o666 & ~_umask())   # safetensors writes 0600; a shared models folder must be readable
         os.replace(tmp, folder / WEIGHTS_NAME)
         if model_card_kwargs is not None:
             from .model_card import render_model_card  # local: jinja only needed when publishing
@@ -124,19 +142,26 @@ class SafeHubMixin(ModelHubMixin):
     ) -> T:
         """Load a model from a local folder or a Hub repo id (``user/name``).
 
-        Only ``config.json`` and ``model.safetensors`` are read; everything is
-        validated before use (see SECURITY.md). Embedded defaults (``models/``)
-        are used when their Hub repo cannot be reached.
+        The argument is a folder when it exists, or when it starts with ``.``, ``/`` or
+        ``~`` or has more than one ``/``; otherwise it is a Hub repo id (or the name of an
+        embedded default). Only ``config.json`` and ``model.safetensors`` are read;
+        everything is validated before use (see SECURITY.md). When the Hub cannot be
+        reached (detected within ``fst.hub_access.HUB_TIMEOUT`` seconds, then remembered),
+        a copy in the local Hub cache or the embedded default (``models/``) is used.
         """
         if unused:
             raise TypeError(f"unexpected arguments: {', '.join(sorted(unused))}")
+        resolve_device(device)   # a bad device is reported before any download
+        options = dict(cache_dir=cache_dir, token=token, local_files_only=local_files_only)   # also for a base
         source = str(pretrained_model_name_or_path)
         local = Path(source).expanduser()
         if local.is_dir():
-            return cls._from_folder(local, local, device)
+            return cls._from_folder(local, model_folder_boundary(local), device, options)
+        if names_a_folder(source):
+            raise ModelLoadError(_no_folder_message(source, local))
         entry = catalog.find_entry(source)
-        if entry is not None and entry.name == source:
-            return cls._from_folder(entry.path, entry.path, device)
+        if entry is not None and source in (entry.name, entry.folder):   # an embedded default
+            return cls._from_folder(entry.path, entry.path, device, options)
         try:
             validate_repo_id(source)
         except HFValidationError:
@@ -147,30 +172,31 @@ class SafeHubMixin(ModelHubMixin):
         except HubError as exc:
             cached = None if local_files_only or force_download else _cached(source, **kwargs)
             if cached is not None:
-                logger.warning("Hub unavailable for %s (%s); using the cached copy", source, exc)
-                return cls._load(cached[0], cached[1], device)
+                logger.warning("%s: %s; using the copy in the local Hub cache", source, exc)
+                return cls._load(cached[0], cached[1], device, options)
             if entry is None:
-                raise
-            logger.warning("Hub unavailable for %s (%s); using the embedded copy in %s", source, exc, entry.path)
-            return cls._from_folder(entry.path, entry.path, device)
-        return cls._load(config_path, weights_path, device)
+                raise _not_found_anywhere(source, exc) from None
+            logger.warning("%s: %s; using the embedded copy in %s", source, exc, entry.path)
+            return cls._from_folder(entry.path, entry.path, device, options)
+        return cls._load(config_path, weights_path, device, options)
 
     @classmethod
-    def _from_folder(cls: type[T], folder: Path, boundary: Path, device) -> T:
+    def _from_folder(cls: type[T], folder: Path, boundary: Path, device, options: Mapping[str, Any]) -> T:
         if not (folder / WEIGHTS_NAME).exists() and not (folder / WEIGHTS_NAME).is_symlink():
             refuse_pickle(folder)
         weights = contained_file(folder, WEIGHTS_NAME, allowed_root=boundary)
         config = contained_file(folder, CONFIG_NAME, allowed_root=boundary)
-        return cls._load(config, weights, device)
+        return cls._load(config, weights, device, options)
 
     @classmethod
-    def _load(cls: type[T], config_path: Path, weights_path: Path, device) -> T:
+    def _load(cls: type[T], config_path: Path, weights_path: Path, device, options: Mapping[str, Any]) -> T:
         config = cls.config_class.from_json_bytes(_read_bounded(config_path, 1 << 20), CONFIG_NAME)
+        provided = cls.base_tensors(config, config_path.parent, options)
         with torch.device("meta"):
-            expected = {k: v.shape for k, v in cls(config).state_dict().items()}
+            expected = {k: v.shape for k, v in cls(config).state_dict().items() if k not in provided}
         tensors = load_weights(weights_path, expected, config=config, hint=cls.explain_mismatch)
         model = cls(config)
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict({**provided, **tensors}, strict=True)
         model.eval()
         return model.to(resolve_device(device))
 
@@ -178,6 +204,16 @@ class SafeHubMixin(ModelHubMixin):
     def explain_mismatch(config: Any, found: Mapping[str, tuple[int, ...]]) -> str | None:
         """A hint naming the config value that disagrees with the weights (override)."""
         return None
+
+    @classmethod
+    def base_tensors(cls, config: Any, folder: Path, options: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Tensors the config takes from another network (an add-on's base, loaded with the Hub
+        ``options`` of this load), checked; the weights file holds the others. None by default."""
+        return {}
+
+    def tensors_to_save(self) -> dict[str, torch.Tensor]:
+        """The tensors ``save_pretrained`` writes: the whole network (override for add-ons)."""
+        return self.state_dict()
 
     # ------------------------------------------------------------------ device
     def to_device(self, device: str | torch.device | None) -> "SafeHubMixin":
@@ -190,12 +226,49 @@ class SafeHubMixin(ModelHubMixin):
         return next(self.parameters()).device  # type: ignore[attr-defined]
 
 
+def names_a_folder(source: str) -> bool:
+    """True when ``source`` can only be a folder: it starts with ``.``, ``/`` or ``~``, has more
+    than one ``/``, or uses the platform's own separator (which Hub repo ids never contain)."""
+    return (source.startswith((".", "/", "~")) or source.count("/") > 1
+            or (os.sep != "/" and os.sep in source))
+
+
+def _no_folder_message(source: str, local: Path) -> str:
+    where = local if local.is_absolute() else Path.cwd() / local
+    if local.exists():
+        return f"{source!r} is a file, not a model folder (a folder with config.json and model.safetensors)"
+    return f"no model folder {source!r}: {where} does not exist"
+
+
+def _not_found_anywhere(source: str, error: HubError) -> HubError:
+    """The error for a Hub id that neither the Hub, the local Hub cache nor a folder provides:
+    what was asked, what went wrong, what to do (other Hub errors are clear as they are)."""
+    if not isinstance(error, (HubUnreachable, RepoNotFoundError)):
+        return error
+    message = f"cannot load {source!r}: {error}"
+    if isinstance(error, HubUnreachable):
+        message += (", and it is not in the local Hub cache; check your network connection (or HF_ENDPOINT) "
+                    f"and try again, or {HUB_OFFLINE_HINT}")
+    return type(error)(f"{message}. There is no local folder {source!r} either (looked in {Path.cwd()})")
+
+
 def _read_bounded(path: Path, limit: int) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise ModelLoadError(f"{path.name} is larger than {limit} bytes; refusing to read it")
     return data
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc on Linux; elsewhere set and restored at once)."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -211,8 +284,8 @@ def _download_with_deadline(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Pa
     try:
         return future.result(timeout=HUB_DEADLINE)
     except concurrent.futures.TimeoutError:
-        raise HubError(f"the Hub did not answer within {HUB_DEADLINE:.0f} s for {repo_id}; "
-                       "check your connection or try again later") from None
+        raise HubError(f"downloading {repo_id} from the Hub took over {HUB_DEADLINE:.0f} s (it goes on in the "
+                       "background); check your connection, or try again in a while") from None
 
 
 def _cached(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path] | None:
@@ -240,13 +313,16 @@ def _download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
     except hf_errors.GatedRepoError:
         raise HubError(f"{repo_id} is a gated repository: accept its terms on the Hub and pass a token") from None
     except hf_errors.RepositoryNotFoundError:
-        raise HubError(f"model repository {repo_id!r} not found on the Hub (or it is private: "
-                       "log in with `hf auth login` or pass token=...)") from None
+        raise RepoNotFoundError(f"model repository {repo_id!r} not found on the Hub (or it is private: "
+                                "log in with `hf auth login` or pass token=...)") from None
     except hf_errors.RevisionNotFoundError:
         raise HubError(f"revision {kwargs.get('revision')!r} not found in {repo_id}") from None
     except hf_errors.LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: test it first)
-        raise HubError(f"cannot reach the Hub and {repo_id} is not in the local cache; "
-                       "check your connection (or HF_HUB_OFFLINE)") from None
+        if is_offline():
+            raise HubError(f"{repo_id} is not in the local cache and HF_HUB_OFFLINE is set; "
+                           "unset it to download the model") from None
+        raise HubUnreachable(f"the Hub ({endpoint()}) could not be reached and {repo_id} is not in the local "
+                             "cache; check your network connection") from None
     except hf_errors.EntryNotFoundError:
         raise HubError(f"{repo_id} has no {CONFIG_NAME}; it is not an fst model repository") from None
     except hf_errors.HfHubHTTPError as exc:
@@ -266,7 +342,7 @@ def _download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
 
 
 def _hub_file(repo_id: str, filename: str, **kwargs: Any) -> str:
-    return hf_hub_download(repo_id, filename, etag_timeout=HUB_TIMEOUT, **kwargs)
+    return hub_download(repo_id, filename, **kwargs)
 
 
 def _missing_weights_message(repo_id: str, revision: str | None, token: Any) -> str:

@@ -112,34 +112,44 @@ class LossTerms:
 
 
 class PerceptualLoss(torch.nn.Module):
-    """Johnson et al.'s loss for one style: weighted content + style + TV terms."""
+    """Johnson et al.'s loss: weighted content + style + TV terms.
 
-    def __init__(self, vgg, style_image: torch.Tensor, weights: LossWeights | None = None):
+    ``style_image`` is one style image (1x3xHxW) or a sequence of them (a multi-style
+    network): their Gram matrices are computed once, and ``forward``'s ``styles`` (B style
+    indices) says which one each output image is compared with.
+    """
+
+    def __init__(self, vgg, style_image: torch.Tensor | Sequence[torch.Tensor], weights: LossWeights | None = None):
         super().__init__()
         self.vgg = vgg
         self.weights = weights or LossWeights()
-        grams = style_grams(vgg, style_image, self.weights.style_layers)
-        for layer, gram in grams.items():
-            self.register_buffer(f"gram_{layer}", gram, persistent=False)
+        images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
+        grams = [style_grams(vgg, image, self.weights.style_layers) for image in images]
+        for layer in self.weights.style_layers:
+            self.register_buffer(f"gram_{layer}", torch.cat([gram[layer] for gram in grams]), persistent=False)
 
-    def target_grams(self) -> dict[str, torch.Tensor]:
-        return {layer: getattr(self, f"gram_{layer}") for layer in self.weights.style_layers}
+    def target_grams(self, styles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Each style layer's Gram targets: SxCxC for all styles, or the rows ``styles`` selects."""
+        grams = {layer: getattr(self, f"gram_{layer}") for layer in self.weights.style_layers}
+        return grams if styles is None else {layer: gram[styles] for layer, gram in grams.items()}
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor) -> LossTerms:
+    def forward(self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
         w = self.weights
         if output.device.type == "cpu" and len(output) > 1:
             # One image at a time through VGG on CPU: NNPACK's fast kernels take one image,
             # so a batch would be split and re-joined (copied) at every convolution.
             # The sums below make the terms equal to the batched ones.
-            parts = [self._sums(o[None], c[None]) for o, c in zip(output, content)]
+            parts = [self._sums(output[i:i + 1], content[i:i + 1], None if styles is None else styles[i:i + 1])
+                     for i in range(len(output))]
             error, energy, count, style = (sum(part[i] for part in parts) for i in range(4))
         else:
-            error, energy, count, style = self._sums(output, content)
+            error, energy, count, style = self._sums(output, content, styles)
         return LossTerms(content=w.content_weight * content_ratio(error, energy, count),
                          style=w.style_weight * style / len(output),
                          tv=w.tv_weight * total_variation(output))
 
-    def _sums(self, output: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    def _sums(self, output: torch.Tensor, content: torch.Tensor,
+              styles: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
         """Summed over the batch: squared content-feature error, squared content-feature
         energy, the number of content-feature values, and the style distances."""
         w = self.weights
@@ -147,5 +157,5 @@ class PerceptualLoss(torch.nn.Module):
         out_feats = self.vgg(output, layers)
         with torch.no_grad():
             target = self.vgg(content, [w.content_layer])[w.content_layer]
-        style = style_loss(out_feats, self.target_grams(), w.style_layers, w.layer_weights()) * len(output)
+        style = style_loss(out_feats, self.target_grams(styles), w.style_layers, w.layer_weights()) * len(output)
         return (*content_sums(out_feats[w.content_layer], target), style)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,47 @@ def render_model_card(template: str = "style", **context: Any) -> str:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["yaml_str"] = lambda v: yaml.safe_dump(str(v), default_style='"').strip()
+    env.filters["duration"] = format_duration
     return env.get_template(f"{template}.md").render(**context)
+
+
+def format_duration(seconds: float) -> str:
+    """A training time in words: ``42 s``, ``13.0 minutes``, ``2.5 hours``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+#: The usage snippet of the card templates names the repo in these two forms.
+_REPO_ID_IN_SNIPPET = (re.compile(r'(\.from_pretrained\(")[^"\n]*("\))'), re.compile(r"(--model )\S+( -o )"))
+
+
+def set_repo_id(card: str, repo_id: str) -> str:
+    """``card`` with its usage snippet (``from_pretrained("...")``, ``--model ...``) naming ``repo_id``."""
+    for pattern in _REPO_ID_IN_SNIPPET:
+        card = pattern.sub(lambda match: f"{match.group(1)}{repo_id}{match.group(2)}", card)
+    return card
+
+
+_PATH_CANDIDATE = re.compile(r"(?<![\w.:/\\])(?:~|\.\.?)?/[^\s\"'`)\]>,;]+|\b[A-Za-z]:\\[^\s\"'`)\]>,;]+")
+
+
+_LOCAL_ROOTS = {"home", "root", "tmp", "Users", "mnt", "media", "opt", "srv", "var", "work", "data", "scratch"}
+
+
+def local_paths(text: str) -> list[str]:
+    """Paths of a local machine found in ``text`` (a card or config.json about to be published):
+    relative (``../x``, ``./x``), home (``~/x``), Windows (``C:\\x``), and absolute ones under a
+    usual root (``/home``, ``/tmp``, ...) or whose folder exists here. URLs are not paths."""
+    found = []
+    for candidate in _PATH_CANDIDATE.findall(text):
+        if candidate.startswith(("./", "../", "~/")) or ":\\" in candidate:
+            found.append(candidate)
+        elif candidate.count("/") > 1 and (candidate.split("/")[1] in _LOCAL_ROOTS or Path(candidate).parent.is_dir()):
+            found.append(candidate)
+    return list(dict.fromkeys(found))
 
 
 class _NoAliasLoader(yaml.SafeLoader):

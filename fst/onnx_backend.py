@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,21 @@ import numpy as np
 import torch
 
 from .errors import FstError
-from .inference import pad_to_min_side
+from .inference import check_finite_output, pad_to_min_side
+from .mixing import unbind
+from .multistyle import describe_blend, style_mix
 from .transformer import FastPath, TransformerNet, _pad_reflect_or_replicate, fast_inference
 
 OPSET = 17
+#: Opsets the export supports: Resize (the upsampling) needs 11; torch's TorchScript exporter stops at 20.
+MIN_OPSET, MAX_OPSET = 11, 20
 #: The graph is exported with the exact sub-pixel rewrite of the upsampling layers
 #: (fewer MACs); NNPACK and in-place ops are PyTorch-only.
 EXPORT_PATH = FastPath(subpixel_upsampling=True, winograd=False, inplace=False, fused_norm=False)
 
 
 def _network(model: Any) -> TransformerNet:
-    net = getattr(model, "net", model)
+    net = getattr(model, "net", model)   # a FastStyle, or a BoundStyle (its network's)
     net = getattr(net, "_orig_mod", net)  # torch.compile wrapper
     if not isinstance(net, TransformerNet):
         raise FstError(f"expected a FastStyle or TransformerNet, got {type(model).__name__}")
@@ -41,12 +46,26 @@ def _network(model: Any) -> TransformerNet:
 
 
 def export_onnx(model: Any, path: str | Path, *, opset: int = OPSET, example_size: tuple[int, int] = (256, 256),
-                subpixel: bool = True) -> Path:
-    """Export a FastStyle / TransformerNet to ``path`` (dynamic height and width); returns the path."""
+                subpixel: bool = True, quiet: bool = True) -> Path:
+    """Export a FastStyle / TransformerNet to ``path`` (dynamic height and width); returns the path.
+
+    A multi-style network is exported with one style or blend fixed: the one chosen with
+    ``model.with_style(...)``, else its first style.
+
+    ``quiet`` silences the exporter's warnings: they flag the network's size-dependent padding,
+    which :class:`OnnxStylizer` makes a no-op by padding its inputs to the network's stride.
+    Nothing is left behind on failure (the file is written under a temporary name first).
+    """
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        return _export_onnx(model, Path(path), opset, example_size, subpixel)
+
+
+def _export_onnx(model: Any, path: Path, opset: int, example_size: tuple[int, int], subpixel: bool) -> Path:
     import onnx
 
     net = _network(model)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stride = net.total_stride
     height, width = (max(2 * stride, s + (-s) % stride) for s in example_size)
@@ -55,22 +74,26 @@ def export_onnx(model: Any, path: str | Path, *, opset: int = OPSET, example_siz
     was_training = net.training
     net.eval()
     tmp = path.with_name(path.name + ".tmp")
+    weights = _style_weights(model)
     try:
-        with torch.no_grad(), fast_inference(options):
+        with torch.no_grad(), fast_inference(options), style_mix(weights):
             torch.onnx.export(net.float().cpu(), (example,), str(tmp), input_names=["image"], output_names=["styled"],
                               dynamic_axes={"image": {2: "height", 3: "width"}, "styled": {2: "height", 3: "width"}},
                               opset_version=opset, dynamo=False)
+        proto = onnx.load(str(tmp))
+        meta = {"fst.total_stride": str(stride), "fst.config": json.dumps(net.config.to_dict()),
+                "fst.subpixel_upsampling": str(bool(subpixel))}
+        if weights is not None:
+            meta["fst.style"] = describe_blend(net.config.style_names, weights)
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, path)
     finally:
         net.train(was_training)
-    proto = onnx.load(str(tmp))
-    meta = {"fst.total_stride": str(stride), "fst.config": json.dumps(net.config.to_dict()),
-            "fst.subpixel_upsampling": str(bool(subpixel))}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -81,7 +104,16 @@ def weights_digest(model: Any) -> str:
     for name, tensor in sorted(net.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    weights = _style_weights(model)
+    if weights is not None:
+        digest.update(b"style" + weights.numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _style_weights(model: Any) -> torch.Tensor | None:
+    """The style weights a multi-style model is exported with (None for a single-style network)."""
+    network, style = unbind(model)
+    return network.style_weights(style) if hasattr(network, "style_weights") else None
 
 
 def session_options(threads: int | None = None, spin: bool = False):
@@ -144,10 +176,7 @@ class OnnxStylizer:
             padded = _pad_reflect_or_replicate(padded, pad_w, pad_h)
         feed = np.ascontiguousarray(padded.detach().float().cpu().numpy())
         out = self.session.run(None, {"image": feed})[0]
-        result = torch.from_numpy(out)[..., :height, :width]
-        if not torch.isfinite(result).all():
-            raise RuntimeError("model produced non-finite output; the weights may be damaged")
-        return result
+        return check_finite_output(torch.from_numpy(out)[..., :height, :width])
 
     def __call__(self, image: Any, **kwargs: Any) -> Any:
         """Same as :meth:`stylize`."""

@@ -29,6 +29,21 @@ _DTYPE_NAMES = {"I8": "int8", "U8": "uint8", "I16": "int16", "I32": "int32", "I6
 MismatchHint = Callable[[object, Mapping[str, tuple[int, ...]]], "str | None"]
 
 
+def model_folder_boundary(folder: Path) -> Path:
+    """The folder that the files of model folder ``folder`` may resolve into.
+
+    A plain folder: itself. A snapshot of the Hugging Face cache
+    (``models--user--name/snapshots/<revision>/``, whose files are relative symlinks to
+    ``../../blobs/<sha>``): the repo's cache folder ``models--user--name/``, so its blobs
+    load while a symlink out of that folder is still refused.
+    """
+    real = folder.resolve()
+    repo = real.parent.parent
+    if real.parent.name == "snapshots" and repo.name.startswith("models--") and (repo / "blobs").is_dir():
+        return repo
+    return real
+
+
 def contained_file(root: Path, name: str, *, allowed_root: Path | None = None) -> Path:
     """``root/name`` if it is a regular file whose real path stays inside ``allowed_root``.
 

@@ -10,18 +10,37 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import re
 from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused, winograd
+from . import fused, multistyle, winograd
 from .config import BaseConfig, check_choice, check_int, check_optional_str
 from .errors import ConfigError
 
 MAX_CHANNELS = 256
 MAX_RES_BLOCKS = 32
+
+
+#: Named architecture variants: a name is enough to build one. Each sets every structural
+#: field of :class:`TransformerConfig`.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # The paper's network (as in pytorch/examples): 1.68 M parameters.
+    "johnson": dict(channels=32, num_res_blocks=5, outer_kernel_size=9, upsample_mode="nearest",
+                    residual_block="standard", space_to_depth=1),
+    # Real-time CPU variant: half the widths (1/4 of the FLOPs in the residual
+    # trunk), 3 residual blocks and 5x5 outer kernels. See BENCHMARKS.md.
+    "johnson-lite": dict(channels=16, num_res_blocks=3, outer_kernel_size=5, upsample_mode="nearest",
+                         residual_block="standard", space_to_depth=1),
+    # Webcam variant: johnson-lite's widths run at half resolution (space-to-depth 2),
+    # depthwise-separable residual blocks and 3x3 outer kernels: ~1/9 of johnson-lite's
+    # FLOPs. See BENCHMARKS.md for its speed and the quality measurements.
+    "johnson-rt": dict(channels=16, num_res_blocks=3, outer_kernel_size=3, upsample_mode="nearest",
+                       residual_block="depthwise", space_to_depth=2),
+}
 
 
 @dataclasses.dataclass
@@ -34,25 +53,45 @@ class TransformerConfig(BaseConfig):
     ``depthwise`` (each 3x3 convolution depthwise-separable: ~8x fewer FLOPs).
     ``space_to_depth`` 2 runs the whole network at half resolution: the input is
     rearranged into 4x the channels (pixel unshuffle) and the output back (pixel
-    shuffle). The defaults reproduce the paper's structure and tensor names.
-    ``style_name``, ``arch``, ``loss_network`` and ``training`` are descriptive metadata.
+    shuffle).
+
+    ``arch`` names a variant of :data:`ARCHITECTURES`; it fixes the structural fields
+    (channels, num_res_blocks, outer_kernel_size, upsample_mode, residual_block,
+    space_to_depth): left unset (None) they take the variant's values, and a value that
+    contradicts it is a ConfigError. Without ``arch`` the unset ones take ``johnson``'s
+    (the paper's structure and tensor names) and the network is custom.
+    ``style_name``, ``loss_network`` and ``training`` are descriptive metadata.
+
+    ``style_names`` makes a multi-style network (conditional instance norm, see
+    :mod:`fst.multistyle`): every instance norm holds one (gamma, beta) row per style.
+    ``base`` makes an *add-on* that holds only those norm rows: the rest of the network
+    comes from the ``base`` network (a Hub repo id, pinned at ``base_revision``, or a
+    folder for local use) of the same structure. Left unset (None), the three fields are
+    not written to config.json, so single-style configs keep their exact form.
     """
 
     MODEL_TYPE = "transformer_net"
+    #: Fields written to config.json only when set.
+    OPTIONAL_FIELDS = ("style_names", "base", "base_revision")
+    ARCHITECTURES = ARCHITECTURES
+    DEFAULT_ARCH = "johnson"
 
     model_type: str = "transformer_net"
     in_channels: int = 3
     out_channels: int = 3
-    channels: int = 32
-    num_res_blocks: int = 5
-    outer_kernel_size: int = 9
-    upsample_mode: str = "nearest"
-    residual_block: str = "standard"
-    space_to_depth: int = 1
+    channels: int | None = None
+    num_res_blocks: int | None = None
+    outer_kernel_size: int | None = None
+    upsample_mode: str | None = None
+    residual_block: str | None = None
+    space_to_depth: int | None = None
     arch: str | None = None
     style_name: str | None = None
     loss_network: str | None = None
     training: dict[str, Any] | None = None
+    style_names: list[str] | None = None
+    base: str | None = None
+    base_revision: str | None = None
 
     def validate(self) -> None:
         check_choice("model_type", self.model_type, (self.MODEL_TYPE,))
@@ -66,32 +105,45 @@ class TransformerConfig(BaseConfig):
         check_choice("upsample_mode", self.upsample_mode, ("nearest", "bilinear"))
         check_choice("residual_block", self.residual_block, ("standard", "depthwise"))
         check_int("space_to_depth", self.space_to_depth, 1, 2)
-        for name in ("arch", "style_name", "loss_network"):
+        for name in ("style_name", "loss_network"):
             check_optional_str(name, getattr(self, name))
         if self.training is not None and not isinstance(self.training, dict):
             raise ConfigError("training must be a JSON object of hyper-parameters")
+        if self.style_names is not None:
+            multistyle.check_style_names(self.style_names)
+        self._validate_base()
+
+    def _validate_base(self) -> None:
+        if self.base is None:
+            if self.base_revision is not None:
+                raise ConfigError("base_revision is set but base is not; an add-on names its base network")
+            return
+        check_optional_str("base", self.base)
+        if not self.base.strip():
+            raise ConfigError("base must name a network (a Hub repo id or a folder), got an empty string")
+        if self.style_names is None:
+            raise ConfigError("a config with a base must list its own styles in style_names")
+        if self.base_revision is not None and not (isinstance(self.base_revision, str)
+                                                   and re.fullmatch(r"[0-9a-f]{40}", self.base_revision)):
+            raise ConfigError("base_revision must be a 40-character commit hash (the base's pinned revision)")
+
+    @property
+    def structure(self) -> dict[str, Any]:
+        """The structural fields (what makes two networks' convolutions interchangeable)."""
+        return {name: getattr(self, name) for name in ("in_channels", "out_channels", *ARCHITECTURES["johnson"])}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        for name in self.OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
 
-#: Named architecture variants: a name is enough to build one.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    # The paper's network (as in pytorch/examples): 1.68 M parameters.
-    "johnson": dict(channels=32, num_res_blocks=5, outer_kernel_size=9),
-    # Real-time CPU variant: half the widths (1/4 of the FLOPs in the residual
-    # trunk), 3 residual blocks and 5x5 outer kernels. See BENCHMARKS.md.
-    "johnson-lite": dict(channels=16, num_res_blocks=3, outer_kernel_size=5),
-    # Webcam variant: johnson-lite's widths run at half resolution (space-to-depth 2),
-    # depthwise-separable residual blocks and 3x3 outer kernels: ~1/9 of johnson-lite's
-    # FLOPs. See BENCHMARKS.md for its speed and the quality measurements.
-    "johnson-rt": dict(channels=16, num_res_blocks=3, outer_kernel_size=3, residual_block="depthwise",
-                       space_to_depth=2),
-}
-
-
-def config_for_arch(arch: str, **overrides: Any) -> TransformerConfig:
-    """The config of a named variant (``johnson``, ``johnson-lite``, ``johnson-rt``), with overrides."""
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return TransformerConfig(arch=arch, **{**ARCHITECTURES[arch], **overrides})
+def config_for_arch(arch: str, **fields: Any) -> TransformerConfig:
+    """The config of a named variant (``johnson``, ``johnson-lite``, ``johnson-rt``), with
+    metadata fields; the same as ``TransformerConfig(arch=arch, **fields)``."""
+    return TransformerConfig(arch=arch, **fields)
 
 
 # Per-thread switch used by tiled inference: record instance-norm statistics on a
@@ -103,18 +155,69 @@ _NORM_STATS: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.Conte
 class InstanceNorm2d(nn.InstanceNorm2d):
     """Affine instance norm that can record or reuse its statistics (see ``norm_stats``)."""
 
+    def gamma_beta(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gamma, beta) shaped to broadcast over NxCxHxW: 1xCx1x1, or NxCx1x1 for per-image styles."""
+        return self.weight.view(1, -1, 1, 1), self.bias.view(1, -1, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = _NORM_STATS.get()
         if state is None:
-            return super().forward(x)
+            return self._normalize(x)
         mode, store = state
         if mode == "record":
             var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
             store[id(self)] = (mean, var)
-            return super().forward(x)
+            return self._normalize(x)
         mean, var = store[id(self)]
+        weight, bias = self.gamma_beta()
         y = (x.float() - mean) * torch.rsqrt(var + self.eps)
-        return (y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+        return (y * weight + bias).to(x.dtype)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
+
+
+class ConditionalInstanceNorm2d(InstanceNorm2d):
+    """Conditional instance norm (Dumoulin et al. 2017): ``weight`` and ``bias`` hold one
+    (gamma, beta) row per style (``num_styles x C``). The row used is the convex combination
+    given by :func:`fst.multistyle.style_mix` (the first style when none is set)."""
+
+    def __init__(self, num_features: int, num_styles: int):
+        super().__init__(num_features, affine=True)
+        self.weight = nn.Parameter(torch.ones(num_styles, num_features))
+        self.bias = nn.Parameter(torch.zeros(num_styles, num_features))
+
+    def gamma_beta(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mix = multistyle.current_mix()
+        channels = self.weight.shape[1]
+        if mix is None:
+            return self.weight[0].view(1, channels, 1, 1), self.bias[0].view(1, channels, 1, 1)
+        mix = mix.to(self.weight.device, self.weight.dtype)
+        if mix.shape[-1] != self.weight.shape[0]:
+            raise ValueError(f"style weights for {mix.shape[-1]} styles given to a network of {self.weight.shape[0]}")
+        rows = -1 if mix.dim() == 2 else 1
+        return (mix @ self.weight).view(rows, channels, 1, 1), (mix @ self.bias).view(rows, channels, 1, 1)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.gamma_beta()
+        if weight.shape[0] == 1:   # one style (or blend) for the batch: the fused affine instance norm
+            return F.instance_norm(x, weight=weight.flatten(), bias=bias.flatten(), eps=self.eps)
+        return F.instance_norm(x, eps=self.eps) * weight.to(x.dtype) + bias.to(x.dtype)
+
+
+def norm_factory(config: TransformerConfig):
+    """What builds the network's instance norms: affine ones, or conditional ones with a row
+    per style when ``config.style_names`` is set."""
+    if config.style_names:
+        count = len(config.style_names)
+        return lambda channels: ConditionalInstanceNorm2d(channels, count)
+    return lambda channels: InstanceNorm2d(channels, affine=True)
+
+
+def norm_parameter_names(net: nn.Module) -> list[str]:
+    """The names of the instance norms' (gamma, beta) tensors: all that differs between styles."""
+    return [f"{name}.{tensor}" for name, module in net.named_modules() if isinstance(module, InstanceNorm2d)
+            for tensor in ("weight", "bias")]
 
 
 @contextlib.contextmanager
@@ -217,13 +320,14 @@ class ResidualBlock(nn.Module):
     """Two 3x3 conv + instance norm layers with an identity shortcut (He et al.);
     ``depthwise`` makes both convolutions depthwise-separable."""
 
-    def __init__(self, channels: int, depthwise: bool = False):
+    def __init__(self, channels: int, depthwise: bool = False, norm=None):
         super().__init__()
         layer = (lambda: SeparableConvLayer(channels, 3)) if depthwise else (lambda: ConvLayer(channels, channels, 3))
+        norm = norm or (lambda size: InstanceNorm2d(size, affine=True))
         self.conv1 = layer()
-        self.in1 = InstanceNorm2d(channels, affine=True)
+        self.in1 = norm(channels)
         self.conv2 = layer()
-        self.in2 = InstanceNorm2d(channels, affine=True)
+        self.in2 = norm(channels)
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,18 +349,19 @@ class TransformerNet(nn.Module):
         super().__init__()
         self.config = config
         c, k, s = config.channels, config.outer_kernel_size, config.space_to_depth
+        norm = norm_factory(config)
         self.conv1 = ConvLayer(config.in_channels * s * s, c, k)
-        self.in1 = InstanceNorm2d(c, affine=True)
+        self.in1 = norm(c)
         self.conv2 = ConvLayer(c, 2 * c, 3, stride=2)
-        self.in2 = InstanceNorm2d(2 * c, affine=True)
+        self.in2 = norm(2 * c)
         self.conv3 = ConvLayer(2 * c, 4 * c, 3, stride=2)
-        self.in3 = InstanceNorm2d(4 * c, affine=True)
+        self.in3 = norm(4 * c)
         for index in range(1, config.num_res_blocks + 1):
-            self.add_module(f"res{index}", ResidualBlock(4 * c, depthwise=config.residual_block == "depthwise"))
+            self.add_module(f"res{index}", ResidualBlock(4 * c, config.residual_block == "depthwise", norm))
         self.deconv1 = _Upsample(4 * c, 2 * c, 3, config.upsample_mode)
-        self.in4 = InstanceNorm2d(2 * c, affine=True)
+        self.in4 = norm(2 * c)
         self.deconv2 = _Upsample(2 * c, c, 3, config.upsample_mode)
-        self.in5 = InstanceNorm2d(c, affine=True)
+        self.in5 = norm(c)
         self.deconv3 = ConvLayer(c, config.out_channels * s * s, k)
         self.relu = nn.ReLU()
 
@@ -290,13 +395,17 @@ class TransformerNet(nn.Module):
             x = _pad_reflect_or_replicate(x, pad_w, pad_h)
         fast = _FAST_PATH.get()
         if (fast is not None and fast.fused_norm and fast.subpixel_upsampling and fused.applies(self, x)
-                and not (torch.is_grad_enabled() and (x.requires_grad or self.conv1.conv2d.weight.requires_grad))):
+                and not (torch.is_grad_enabled() and (x.requires_grad or self._trainable()))):
             y = torch.sigmoid_(fused.forward(self, x))   # a fresh buffer: in place
         else:
             y = torch.sigmoid(self._plain_body(F.pixel_unshuffle(x, s2d) if s2d > 1 else x))
         if s2d > 1:
             y = F.pixel_shuffle(y, s2d)
         return y[..., :height, :width]
+
+    def _trainable(self) -> bool:
+        """Whether any parameter takes gradients (training only the norms freezes the rest)."""
+        return any(p.requires_grad for p in self.parameters())
 
     def _plain_body(self, x: torch.Tensor) -> torch.Tensor:
         y = _relu(self.in1(self.conv1(x)))

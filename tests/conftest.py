@@ -37,6 +37,13 @@ _HUB.start()
 os.environ["HF_ENDPOINT"] = _HUB.url
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Subprocess and browser tests count as slow: ``-m "not slow"`` is the whole quick loop."""
+    for item in items:
+        if item.get_closest_marker("subprocess") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     _HUB.stop()
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
@@ -60,9 +67,75 @@ def bad_inputs() -> Path:
     return BAD_INPUTS
 
 
+@pytest.fixture()
+def small_data(data_dir, tmp_path):
+    """``small_data(imagenet, train, val)``: a copy of shared/data under tmp_path/data with the
+    paintings and that many photos of each folder (for the reproduction scripts)."""
+    def make(imagenet: int, train: int, val: int) -> Path:
+        data = tmp_path / "data"
+        for sub, count in (("photos/imagenet_sample", imagenet), ("photos/bsds500/train", train),
+                           ("photos/bsds500/val", val)):
+            (data / sub).mkdir(parents=True)
+            for path in sorted((data_dir / sub).glob("*.jpg"))[:count]:
+                shutil.copy(path, data / sub / path.name)
+        shutil.copytree(data_dir / "styles", data / "styles")
+        return data
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: much faster than two on a 2-core machine busy with other work."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _no_pickle_exploit_ran():
     """Any test that touches the corpus must never run its pickle payload."""
     yield
     leaked = list(Path("/tmp").glob("PWNED_*"))
     assert not leaked, f"a pickle payload was executed: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _hub_outages_forgotten():
+    """Each test starts with no remembered Hub outage (fst.hub_access remembers them per process)."""
+    from fst.hub_access import forget_outages
+
+    forget_outages()
+    yield
+    forget_outages()
+
+
+@pytest.fixture()
+def dead_hub(monkeypatch):
+    """Point huggingface_hub at a local address that fails: ``dead_hub("refuse")`` refuses connections,
+    ``dead_hub("hang")`` accepts them and never answers. Returns the endpoint URL."""
+    import socket
+
+    from huggingface_hub import constants
+
+    sockets = []
+
+    def point_at(kind: str) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        if kind == "hang":
+            sock.listen(64)            # connections complete in the kernel; nothing ever answers
+            sockets.append(sock)
+        else:
+            sock.close()               # nothing listens on the port: connections are refused
+        monkeypatch.setattr(constants, "ENDPOINT", url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+        return url
+
+    yield point_at
+    for sock in sockets:
+        sock.close()

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from app_helpers import HUB_STYLE_ID, shared_app
-from fst.app_backend import is_monochrome
+from fst.color import rgb_to_lab_np
+
+pytestmark = pytest.mark.subprocess   # the app runs in its own process
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
@@ -48,9 +50,10 @@ def _error(client, *args, api_name: str) -> str:
 
 def test_only_the_documented_endpoints_are_public(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert sorted(api["named_endpoints"]) == ["/colorize", "/stylize"]
+    assert sorted(api["named_endpoints"]) == ["/colorize", "/sheet", "/stylize", "/video"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/stylize"]["parameters"]]
-    assert params == ["image", "style", "strength", "max_side", "preserve_colors"]
+    assert params == ["image", "style", "strength", "max_side", "preserve_colors", "style_scale", "blend_with", "mix"]
+    assert [p["parameter_name"] for p in api["named_endpoints"]["/sheet"]["parameters"]] == ["image"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/colorize"]["parameters"]]
     assert params == ["image", "recolor", "then_style", "strength"]
 
@@ -66,8 +69,30 @@ def test_stylize(client, style):
     assert np.abs(result.astype(int) - expected.astype(int)).mean() > 5
 
 
+def test_stylize_mixes_two_styles(client):
+    from gradio_client import handle_file
+
+    def styled(**choice) -> np.ndarray:
+        out = client.predict(image=handle_file(str(EXAMPLES / "tiger.jpg")), strength=1.0, max_side=128,
+                             style_scale=1.0, api_name="/stylize", **choice)
+        return np.asarray(Image.open(out).convert("RGB")).astype(float)
+
+    first, second = styled(style="starry_night"), styled(style="great_wave")
+    assert np.array_equal(styled(style="starry_night", blend_with="", mix=0.5), first)   # defaults: no mix
+    mixed = styled(style="starry_night", blend_with="great_wave", mix=0.5)
+    assert np.abs(mixed - (first + second) / 2).max() <= 1 and np.abs(mixed - first).mean() > 2
+    assert "mix must be a number between 0 and 1" in _error(client, EXAMPLES / "tiger.jpg", "starry_night", 1.0, 128,
+                                                             False, 1.0, "great_wave", 2.0, api_name="/stylize")
+
+
+def test_the_sheet_shows_the_photo_in_every_style(client):
+    out = _predict(client, EXAMPLES / "tiger.jpg", api_name="/sheet")
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    assert sheet.shape == (2 * (128 + 22), 2 * 192, 3)   # the photo, two styles and the Hub style: 2x2 cells
+
+
 def test_stylize_preserving_colours_keeps_the_hue(client):
-    out = _predict(client, EXAMPLES / "castle.jpg", "great_wave", 1.0, 128, True, api_name="/stylize")
+    out = _predict(client, EXAMPLES / "castle.jpg", "great_wave", 1.0, 128, True, 2.0, api_name="/stylize")
     result = np.asarray(Image.open(out).convert("RGB")).astype(float)
     source = np.asarray(Image.open(EXAMPLES / "castle.jpg").resize((85, 128))).astype(float)
     assert result.shape == source.shape
@@ -81,9 +106,31 @@ def test_stylize_preserving_colours_keeps_the_hue(client):
 def test_colorize_full_resolution_then_stylize(client, gray_photo):
     out = _predict(client, gray_photo, False, "", 1.0, api_name="/colorize")
     result = np.asarray(Image.open(out).convert("RGB"))
-    assert result.shape == (320, 480, 3) and not is_monochrome(result)
+    assert result.shape == (320, 480, 3)
+    assert np.linalg.norm(rgb_to_lab_np(result)[..., 1:], axis=-1).mean() > 1.0     # colours were added
     styled = _predict(client, gray_photo, False, "great_wave", 0.7, api_name="/colorize")
     assert np.asarray(Image.open(styled)).shape == (320, 480, 3)
+
+
+def test_the_api_schema_takes_any_style_string(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    for endpoint, name in (("/stylize", "style"), ("/colorize", "then_style")):
+        parameter = next(p for p in api["named_endpoints"][endpoint]["parameters"] if p["parameter_name"] == name)
+        assert parameter["type"]["type"] == "string" and "enum" not in parameter["type"]
+        assert parameter["python_type"]["type"] == "str"                      # not a Literal of the defaults
+        assert "starry_night" in parameter["type"]["examples"]                # the defaults are offered
+        assert "Hub repo id" in parameter["python_type"]["description"]
+
+
+def test_the_readme_snippet_colorizes_a_sepia_photo(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import ImageOps
+
+    sepia = tmp_path / "old_photo.jpg"
+    ImageOps.colorize(Image.open(EXAMPLES / "horses.jpg").convert("L"), "#2b1a0e", "#f5e6c8").save(sepia)
+    colour = client.predict(image=handle_file(str(sepia)), recolor=False, then_style="",
+                            strength=1.0, api_name="/colorize")
+    assert np.asarray(Image.open(colour)).shape == (320, 480, 3)
 
 
 def test_polyglot_output_is_reencoded(client, bad_inputs):

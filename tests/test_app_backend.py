@@ -16,7 +16,7 @@ from app_helpers import HUB_STYLE_ID, make_models_dir, seed_hub_style
 from fst import catalog
 from fst.app_backend import (AppBackend, AppError, AppSettings, ColorizerUnavailable, ModelCache, ModelRegistry,
                              WebcamSession, decode_upload, is_monochrome, user_message)
-from fst.errors import FstError, HubError
+from fst.errors import FstError, HubError, NonFiniteOutputError
 from fst.faststyle import FastStyle
 from fst.temporal import flicker, noisy_static_frames, smoothed, temporal_blend
 
@@ -112,17 +112,36 @@ def _raises(fn, *args) -> str:
 # --------------------------------------------------------------------------- catalogue and registry
 
 
-def test_catalogue_honours_models_dir_and_folds_lite_variants(backend, models):
-    assert [e.name for e in catalog.load_catalog()] == ["starry_night", "great_wave", "starry_night_lite",
+def test_catalogue_honours_models_dir_and_folds_webcam_networks(backend, models):
+    assert [e.name for e in catalog.load_catalog()] == ["starry_night", "great_wave", "starry_night_rt",
                                                         "colorizer"]
     styles = backend.registry.catalogue_styles()
     assert [s.key for s in styles] == ["starry_night", "great_wave"]
     assert all(s.thumbnail is not None and max(s.thumbnail.shape[:2]) <= 256 for s in styles)
-    lite = backend.registry.load_style("starry_night", variant="lite")
-    assert lite.config.outer_kernel_size == 5
-    # no lite network for great_wave: the full one is used
-    assert backend.registry.load_style("great_wave", variant="lite").config.outer_kernel_size == 9
-    assert backend.webcam_network("auto") == "lite"   # CPU
+    webcam = backend.registry.load_style("starry_night", variant="webcam")
+    assert webcam.config.outer_kernel_size == 5
+    # no webcam network for great_wave: the full one is used
+    assert backend.registry.load_style("great_wave", variant="webcam").config.outer_kernel_size == 9
+    assert backend.webcam_network("auto") == "webcam"   # CPU
+
+
+@pytest.mark.parametrize("field", [{"webcam": "fast_one"}, {"lite": "fast_one"}, {}])
+def test_a_webcam_network_is_found_by_its_field_its_former_name_or_the_rt_suffix(tmp_path, monkeypatch,
+                                                                                 caplog, field):
+    webcam = "fast_one" if field else "slow_rt"
+    for folder in ("slow", webcam):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "catalog.json").write_text(json.dumps({"models": [
+        dict(name="slow", display_name="Slow", kind="style", folder="slow", hub_id="a/slow", **field),
+        dict(name=webcam, display_name="Fast", kind="style", folder=webcam, hub_id="a/fast"),
+    ]}), encoding="utf-8")
+    monkeypatch.setenv("FST_MODELS_DIR", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        registry = ModelRegistry("cpu")
+        assert [s.key for s in registry.catalogue_styles()] == ["slow"]
+        assert registry.resolve_style("slow", "webcam")[0] == webcam
+        assert registry.resolve_style("slow", "full")[0] == "slow"
+    assert "unknown keys" not in caplog.text
 
 
 def test_catalogue_skips_invalid_entries(tmp_path, monkeypatch, caplog):
@@ -210,6 +229,32 @@ def test_stylize_downscales_and_validates(backend):
         backend.stylize(None, "starry_night")
 
 
+def test_brush_size_enlarges_strokes_in_the_image_and_webcam_tabs(backend):
+    plain = backend.stylize(str(EXAMPLE), "starry_night", max_side=240)
+    large = backend.stylize(str(EXAMPLE), "starry_night", max_side=240, style_scale=2.5)
+    assert large.after.shape == plain.after.shape
+    assert np.abs(large.after.astype(int) - plain.after.astype(int)).mean() > 3
+    with pytest.raises(AppError, match="brush size must be a number between 1 and 4"):
+        backend.stylize(str(EXAMPLE), "starry_night", style_scale=0)
+    frame = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    styled, session = backend.webcam_frame(frame, "starry_night", resolution=128, style_scale=2)
+    assert styled.shape[:2] == (85, 128) and session.frames == 1
+    with pytest.raises(AppError, match="brush size"):
+        backend.webcam_frame(frame, "starry_night", style_scale="big")
+
+
+def test_a_network_that_outputs_nan_gives_a_clear_message(backend, hub, tmp_path):
+    damaged = FastStyle(channels=4, num_res_blocks=1)
+    with torch.no_grad():   # finite weights (they load) whose activations overflow: inf - inf = NaN
+        damaged.net.conv1.conv2d.weight.fill_(3e38)
+    damaged.save_pretrained(tmp_path / "damaged")
+    hub.seed_repo("fst-tests/damaged-style", tmp_path / "damaged")
+    with pytest.raises(NonFiniteOutputError) as info:
+        backend.stylize(str(EXAMPLE), "fst-tests/damaged-style", max_side=64)
+    assert user_message(info.value) == ("the model produced non-finite output (NaN/Inf): its weights are damaged "
+                                        "or come from a diverged training run; re-download or retrain it")
+
+
 def test_bad_uploads_give_fst_errors(backend, bad_inputs):
     """Every corpus image either works or raises an FstError; never another exception."""
     outcomes = {}
@@ -235,7 +280,8 @@ def test_bad_uploads_give_fst_errors(backend, bad_inputs):
 def test_colorize(backend, bad_inputs):
     gray = str(bad_inputs / "images" / "gray_L.jpg")
     result = backend.colorize(gray)
-    assert result.after.shape == result.before.shape and not is_monochrome(result.after)
+    assert result.after.shape == result.before.shape
+    assert mean_chroma(result.after) > 1.0 > mean_chroma(result.before)    # colours were added
     with pytest.raises(AppError, match="already has colours"):
         backend.colorize(str(EXAMPLE))
     recolored = backend.colorize(str(EXAMPLE), recolor=True, then_style="great_wave", strength=0.5)
@@ -263,8 +309,8 @@ def test_device_dependent_defaults(backend, monkeypatch):
     monkeypatch.setenv("FST_CONCURRENCY", "3")
     assert AppSettings.from_env(torch.device("cpu")).concurrency == 3
     monkeypatch.setattr(backend, "device", torch.device("cuda"))
-    assert backend.webcam_network("auto") == "full" and backend.webcam_network("lite") == "lite"
-    with pytest.raises(AppError, match="network must be one of auto, lite, full"):
+    assert backend.webcam_network("auto") == "full" and backend.webcam_network("webcam") == "webcam"
+    with pytest.raises(AppError, match="network must be one of auto, webcam, full"):
         backend.webcam_network("huge")
 
 
@@ -307,3 +353,224 @@ def test_temporal_blend_reduces_flicker(backend):
     outputs = [model.stylize(frame) for frame in noisy_static_frames(scene, 8, sigma=6.0)]
     raw, calm = flicker(outputs), flicker(smoothed(outputs, 0.6))
     assert raw > 0 and calm < 0.6 * raw
+
+
+# --------------------------------------------------------------------------- Hub failures and old photos
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """Mean CIE a*b* distance from gray: 0 for a gray photo."""
+    from fst.color import rgb_to_lab_np
+
+    return float(np.linalg.norm(rgb_to_lab_np(rgb)[..., 1:], axis=-1).mean())
+
+
+def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_hub_download_takes_no_compute_slot(backend, hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("FST_CONCURRENCY", "2")
+    monkeypatch.setenv("FST_HUB_DOWNLOADS", "3")
+    assert AppSettings.from_env(torch.device("cpu")).request_slots == 5   # what app.py gives Gradio
+    repo = seed_hub_style(hub, tmp_path / "slow", "fst-tests/slow-backend-style")
+    errors: list[BaseException] = []
+
+    def slow_request() -> None:
+        try:
+            backend.stylize(str(EXAMPLE), repo, 1.0, 64)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with hub.fault(f"/{repo}/resolve/main/config.json", "delay", seconds=2, method="HEAD") as hold:
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        _wait_for(lambda: hold.hits == 1, "the Hub download to start")
+        assert backend.compute_slots.acquire(blocking=False)   # the only compute slot is free meanwhile
+        backend.compute_slots.release()
+        assert backend.stylize(str(EXAMPLE), "starry_night", 1.0, 64).after.shape == (43, 64, 3)
+        assert thread.is_alive()
+    thread.join(60)
+    assert not errors
+
+
+def test_a_failing_hub_id_is_remembered_and_answered_at_once(backend, hub):
+    with pytest.raises(HubError, match="'nobody/gone' not found on the Hub") as first:
+        backend.registry.load_style("nobody/gone")
+    hub.clear_requests()
+    start = time.perf_counter()
+    with pytest.raises(HubError) as again:
+        backend.registry.load_style("nobody/gone")
+    assert time.perf_counter() - start < 0.2 and hub.requests == []
+    assert str(again.value) == str(first.value)
+
+
+def test_an_unreachable_hub_fails_fast_once_and_the_defaults_still_work(backend, dead_hub, monkeypatch):
+    import fst.hub_access
+    from fst.hub_access import HubUnreachable
+
+    monkeypatch.setattr(fst.hub_access, "HUB_TIMEOUT", 1.0)
+    dead_hub("hang")
+    timings = []
+    for repo in ("someone/style", "someone/style", "someone/other"):
+        start = time.perf_counter()
+        with pytest.raises(HubUnreachable, match=r"is unreachable \(no answer within 1 s"):
+            backend.registry.load_style(repo)
+        timings.append(time.perf_counter() - start)
+    assert timings[0] < 3.5 and timings[1] < 0.2 and timings[2] < 0.2
+    assert backend.registry.discover_hub() == []     # the listing does not wait on a known outage either
+    assert backend.stylize(str(EXAMPLE), "starry_night", 1.0, 64).after.shape == (43, 64, 3)
+
+
+def toned(photo: Path, dark: str, light: str, fade: float = 0.0, stain: float = 0.0) -> np.ndarray:
+    """A black-and-white print of ``photo`` as old photos are: toned from ``dark`` to ``light``,
+    optionally faded towards paper white and yellowed from the edges, with grain."""
+    from PIL import ImageOps
+
+    gray = Image.open(photo).convert("L")
+    out = np.asarray(ImageOps.colorize(gray, dark, light)).astype(np.float32)
+    height, width = out.shape[:2]
+    rows, cols = np.mgrid[0:height, 0:width]
+    edge = np.hypot(rows / height - 0.5, cols / width - 0.5)[..., None] * 1.4
+    out = out * (1 - stain * edge) + stain * edge * np.array([230, 200, 120])
+    out = (1 - fade) * out + fade * 215
+    out += np.random.default_rng(0).normal(0, 4, out.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("dark,light,fade,stain", [
+    ("#2b1a0e", "#f5e6c8", 0.0, 0.0),      # sepia
+    ("#3a2410", "#f0e0c0", 0.3, 0.25),     # faded, yellowed sepia
+    ("#0a1a40", "#e0ecff", 0.0, 0.0),      # cyanotype
+    ("#000000", "#ffffff", 0.4, 0.0),      # faded gray
+])
+def test_old_toned_photos_count_as_black_and_white(dark, light, fade, stain):
+    assert is_monochrome(toned(EXAMPLE, dark, light, fade, stain))
+    for colour in ("tiger.jpg", "castle.jpg", "horses.jpg"):
+        assert not is_monochrome(np.asarray(Image.open(EXAMPLE.parent / colour)))
+
+
+def test_colorize_takes_a_sepia_toned_photo(backend, tmp_path):
+    path = tmp_path / "sepia.jpg"
+    Image.fromarray(toned(EXAMPLE, "#2b1a0e", "#f5e6c8")).save(path, quality=85)
+    result = backend.colorize(str(path))                  # not refused as "already has colours"
+    assert result.after.shape == result.before.shape == (320, 480, 3)
+
+
+# --------------------------------------------------------------------------- multi-style networks
+
+
+MULTI_STYLES = ("udnie", "the_kiss", "the_scream")
+
+
+@pytest.fixture(scope="module")
+def multi_models(tmp_path_factory) -> Path:
+    """The tiny models folder plus a multi-style network shown as its first two styles."""
+    from app_helpers import tiny_style, write_style_image
+
+    root = make_models_dir(tmp_path_factory.mktemp("multi_models"), colorizer=False)
+    folder = root / "paintings"
+    tiny_style(30, style_names=list(MULTI_STYLES), style_name="Three paintings").save_pretrained(folder)
+    with_rows = FastStyle.from_pretrained(folder)
+    torch.manual_seed(31)
+    with torch.no_grad():   # distinct rows per style
+        for name, tensor in with_rows.net.named_parameters():
+            if tensor.dim() == 2 and name.split(".")[-2].startswith("in"):
+                tensor.normal_(1.0 if name.endswith("weight") else 0.0, 0.5)
+    with_rows.save_pretrained(folder)
+    (folder / "styles").mkdir()
+    entries = json.loads((root / "catalog.json").read_text(encoding="utf-8"))["models"]
+    entries.append(dict(name="paintings", display_name="Three paintings", kind="style", folder="paintings",
+                        hub_id="fast-style/paintings"))
+    for name in MULTI_STYLES[:2]:
+        write_style_image(f"{name}.jpg", folder / "styles" / f"{name}.jpg")
+        entries.append(dict(name=f"paintings:{name}", display_name=name.replace("_", " ").title(), kind="style",
+                            folder="paintings", hub_id="fast-style/paintings", style=name,
+                            style_image=f"styles/{name}.jpg"))
+    (root / "catalog.json").write_text(json.dumps({"models": entries}), encoding="utf-8")
+    return root
+
+
+@pytest.fixture()
+def multi_backend(multi_models, monkeypatch) -> AppBackend:
+    monkeypatch.setenv("FST_MODELS_DIR", str(multi_models))
+    return AppBackend(ModelRegistry("cpu", cache_size=4, hub_timeout=5), SETTINGS)
+
+
+def test_a_multistyle_network_is_offered_as_its_styles_and_loaded_once(multi_backend):
+    registry = multi_backend.registry
+    assert [s.key for s in registry.catalogue_styles()] == ["starry_night", "great_wave", "paintings:udnie",
+                                                            "paintings:the_kiss"]
+    udnie, kiss = registry.load_style("paintings:udnie"), registry.load_style("paintings:the_kiss")
+    assert udnie.model is kiss.model and (udnie.style, kiss.style) == ("udnie", "the_kiss")
+    assert registry.cache.loads == 1 and ("style", "paintings") in registry.cache
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((96, 64)))
+    assert np.array_equal(udnie.stylize(photo), udnie.model.stylize(photo, style="udnie"))
+    assert np.abs(udnie.stylize(photo).astype(int) - kiss.stylize(photo).astype(int)).mean() > 3
+    info = registry.model_info("paintings:the_kiss")
+    assert "**Style:** The Kiss" in info and "3 in one network" in info and "the\\_scream" in info
+
+
+def test_two_styles_of_one_network_mix_in_one_pass(multi_backend):
+    network = multi_backend.registry.load_style("paintings:udnie").model
+    mixed = multi_backend.stylize(str(EXAMPLE), "paintings:udnie", max_side=96, blend_with="paintings:the_kiss",
+                                  mix=0.25)
+    expected = network.stylize(mixed.before, style={"udnie": 0.75, "the_kiss": 0.25})
+    assert np.array_equal(mixed.after, expected)
+    alone = multi_backend.stylize(str(EXAMPLE), "paintings:udnie", max_side=96)
+    assert np.array_equal(multi_backend.stylize(str(EXAMPLE), "paintings:udnie", max_side=96,
+                                                blend_with="paintings:the_kiss", mix=0).after, alone.after)
+    assert np.abs(mixed.after.astype(int) - alone.after.astype(int)).mean() > 1
+
+
+def test_styles_of_different_networks_mix_their_results(multi_backend):
+    first = multi_backend.stylize(str(EXAMPLE), "starry_night", max_side=96).after.astype(float)
+    second = multi_backend.stylize(str(EXAMPLE), "paintings:the_kiss", max_side=96).after.astype(float)
+    mixed = multi_backend.stylize(str(EXAMPLE), "starry_night", max_side=96, blend_with="paintings:the_kiss",
+                                  mix=0.5).after.astype(float)
+    assert np.abs(mixed - (first + second) / 2).max() <= 1
+    with pytest.raises(AppError, match="mix must be a number between 0 and 1"):
+        multi_backend.stylize(str(EXAMPLE), "starry_night", blend_with="great_wave", mix=1.5)
+    with pytest.raises(AppError, match="blend_with must be a string"):
+        multi_backend.stylize(str(EXAMPLE), "starry_night", blend_with=3, mix=0.5)
+    with pytest.raises(AppError, match="not a style from the list nor a Hub repo id"):
+        multi_backend.stylize(str(EXAMPLE), "starry_night", blend_with="no such style", mix=0.5)
+
+
+def test_the_webcam_switches_and_mixes_styles_without_loading_anything(multi_backend):
+    frame = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    session = None
+    outputs = []
+    both = ("paintings:udnie", "paintings:the_kiss")
+    for style, other, mix in (("paintings:udnie", "", 0.0), ("paintings:the_kiss", "", 0.0), (*both, 0.5),
+                              (*both, 0.9)):
+        styled, session = multi_backend.webcam_frame(frame, style, resolution=96, session=session,
+                                                     blend_with=other, mix=mix)
+        outputs.append(styled.astype(int))
+    assert multi_backend.registry.cache.loads == 1 and session.frames == 4 and session.network == "paintings:udnie"
+    assert all(np.abs(a - b).mean() > 1 for a, b in zip(outputs, outputs[1:]))
+
+
+def test_hub_networks_offer_each_of_their_styles(multi_backend, hub, tmp_path):
+    from app_helpers import tiny_style
+
+    tiny_style(40, style_names=["dots", "waves"]).save_pretrained(tmp_path / "multi")
+    hub.seed_repo("fst-tests/multi", tmp_path / "multi")
+    registry = multi_backend.registry
+    bound = registry.load_style("fst-tests/multi:waves")
+    assert bound.style == "waves" and bound.model.style_names == ["dots", "waves"]
+    keys = [o.key for o in registry.styles()]
+    assert "fst-tests/multi:dots" in keys and "fst-tests/multi:waves" in keys and "fst-tests/multi" not in keys
+    with pytest.raises(FstError, match="unknown style 'wave'.*did you mean 'waves'"):
+        registry.load_style("fst-tests/multi:wave")
+    with pytest.raises(AppError, match="use the form user/name:style"):
+        registry.load_style("fst-tests/multi:bad style")
+
+
+def test_the_all_styles_sheet(multi_backend):
+    grid, notes = multi_backend.sheet(str(EXAMPLE), cell=64)
+    # the photo and four styles (starry_night, great_wave, two of the multi-style network): 3 columns, 2 rows
+    assert grid.shape == (2 * (43 + 22), 3 * 64, 3) and notes == []

@@ -1,6 +1,8 @@
 """The `fst` command: real files in, real files out, exit codes and messages."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +13,14 @@ from PIL import Image
 
 from fst import FastStyle
 
+pytestmark = pytest.mark.subprocess   # every test runs `python -m fst`
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fst_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fst", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout)
+def fst_cli(*args: str, timeout: float = 300, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fst", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +73,17 @@ def test_gatys_command(data_dir, tmp_path):
                      "--style-size", "64")
     assert result.returncode == 0, result.stderr
     assert np.asarray(Image.open(out)).shape[:2] in [(32, 48), (48, 32)]
+    assert re.search(r"gatys: .* [123]/3 \[", result.stderr) and "step/s" in result.stderr   # steps, as asked
+    assert "eval" not in result.stderr and "Warning" not in result.stderr
+    assert re.match(r"wrote .*gatys.png after [123] lbfgs steps \(\d+ loss evaluations", result.stdout)
 
 
 def test_export_onnx_command(model_dir, tmp_path):
-    result = fst_cli("export-onnx", "--model", str(model_dir), "-o", str(tmp_path / "m.onnx"), "--check")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = fst_cli("export-onnx", "--model", str(model_dir), "-o", "m.onnx", "--check", cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "max |ONNX Runtime - PyTorch|" in result.stdout and (tmp_path / "m.onnx").stat().st_size > 1000
+    assert "max |ONNX Runtime - PyTorch|" in result.stdout and (work / "m.onnx").stat().st_size > 1000
+    assert result.stderr == ""                                   # no exporter warnings by default
+    assert sorted(p.name for p in work.iterdir()) == ["m.onnx"]  # and no stray file
+

@@ -39,6 +39,7 @@ def test_output_shapes_any_size(tiny, size):
     assert 0.0 <= ab.min() and ab.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_global_branch_always_sees_224(tiny):
     seen: list[tuple[int, ...]] = []
     handle = tiny.net.low_level.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
@@ -59,6 +60,7 @@ def test_no_classifier_when_num_classes_is_zero():
     assert logits is None and net.classifier is None
 
 
+@pytest.mark.slow
 def test_batchnorm_folding_preserves_outputs():
     torch.manual_seed(1)
     net = ColorizerNet(ColorizerConfig(**TINY))
@@ -94,6 +96,16 @@ def test_width_multiplier_changes_parameter_count():
     assert sum(p.numel() for p in paper.parameters()) == 42_564_906
     assert paper.low_level[0].conv.out_channels == 64 and paper.mid_level[1].conv.out_channels == 256
     assert config_for_arch("iizuka-slim").width == 0.25
+
+
+def test_an_arch_name_builds_that_variant_and_refuses_a_contradicting_width():
+    assert ColorizerConfig(arch="iizuka-slim", num_classes=0).width == 0.25
+    assert ColorizerConfig.from_dict({"arch": "iizuka-slim", "width": 0.25}).width == 0.25
+    assert ColorizerConfig(num_classes=0).width == 1.0 and ColorizerConfig(width=0.1).arch is None
+    with pytest.raises(ConfigError, match=r"width=1.0 \(iizuka-slim has 0.25\); drop these fields"):
+        ColorizerConfig(arch="iizuka-slim", width=1.0)
+    with pytest.raises(ConfigError, match="unknown architecture 'iizuka-tiny'; choose one of iizuka, iizuka-slim"):
+        ColorizerConfig(arch="iizuka-tiny")
 
 
 def test_normalisation_round_trip():
@@ -154,7 +166,10 @@ def test_same_kind_out_at_original_size(tiny):
     out_tensor = tiny(torch.rand(3, 21, 34))
     assert isinstance(out_tensor, torch.Tensor) and out_tensor.shape == (3, 21, 34)
     assert tiny(torch.rand(1, 3, 5, 6)).shape == (1, 3, 5, 6)
-    ab, _ = tiny(torch.rand(2, 1, 16, 16))  # a batch of normalised L runs the network
+    gray = tiny(torch.rand(1, 1, 16, 16))   # a 1-channel tensor is a gray photo: colorized, 3 channels out
+    assert isinstance(gray, torch.Tensor) and gray.shape == (1, 3, 16, 16)
+    assert tiny(torch.rand(1, 16, 16, dtype=torch.float64)).dtype == torch.float64
+    ab, _ = tiny.forward(torch.rand(2, 1, 16, 16))   # the network itself, on a batch of normalised L
     assert ab.shape == (2, 2, 16, 16)
 
 

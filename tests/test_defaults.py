@@ -32,7 +32,7 @@ def held_out(data_dir) -> list[torch.Tensor]:
 
 def test_catalogue_lists_at_least_five_styles_and_a_colorizer():
     assert len(STYLES) >= 5 and len(COLORIZERS) == 1
-    webcam = {e.name: e for e in STYLES}[{e.name: e for e in STYLES}["starry_night"].lite]
+    webcam = {e.name: e for e in STYLES}[{e.name: e for e in STYLES}["starry_night"].webcam]
     assert FastStyle.from_pretrained(webcam.path).config.arch == "johnson-rt"
     for entry in ENTRIES:
         assert entry.display_name and "/" in entry.hub_id
@@ -41,11 +41,14 @@ def test_catalogue_lists_at_least_five_styles_and_a_colorizer():
 
 
 @pytest.mark.parametrize("entry", STYLES, ids=lambda e: e.name)
+@pytest.mark.slow
 def test_style_network_is_its_style(entry, held_out):
     model = FastStyle.from_pretrained(entry.path)                    # strict load from its folder
-    assert (entry.path / "style.jpg").is_file() and (entry.path / "samples.jpg").is_file()
+    if entry.style:                                                  # a style of a multi-style network
+        model = model.with_style(entry.style)
+    assert entry.style_image_path is not None and (entry.path / "samples.jpg").is_file()
     vgg, weights = load_vgg16(), LossWeights()
-    style = from_uint8_array(np.asarray(imageio.read_image(entry.path / "style.jpg")))
+    style = from_uint8_array(np.asarray(imageio.read_image(entry.style_image_path)))
     grams = style_grams(vgg, style, weights.style_layers)
     for photo in held_out:
         out = model.stylize(photo)
@@ -70,6 +73,7 @@ def colorizer_held_out(data_dir) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("entry", COLORIZERS, ids=lambda e: e.name)
+@pytest.mark.slow
 def test_colorizer_beats_keeping_it_gray(entry, colorizer_held_out):
     model = Colorizer.from_pretrained(entry.path)
     ours, gray = [], []
@@ -89,20 +93,17 @@ def test_hub_id_falls_back_to_the_embedded_copy(hub, caplog):
     assert any("using the embedded copy" in r.getMessage() for r in caplog.records)
 
 
-def test_reproduction_scripts_run_with_a_tiny_step_count(data_dir, tmp_path):
-    data = tmp_path / "data"
-    for sub, count in (("photos/imagenet_sample", 6), ("photos/bsds500/train", 3), ("photos/bsds500/val", 2)):
-        (data / sub).mkdir(parents=True)
-        for path in sorted((data_dir / sub).glob("*.jpg"))[:count]:
-            shutil.copy(path, data / sub / path.name)
-    shutil.copytree(data_dir / "styles", data / "styles")
+@pytest.mark.subprocess
+def test_reproduction_scripts_run_with_a_tiny_step_count(data_dir, small_data, tmp_path):
+    data = small_data(6, 3, 2)
     shutil.copy(data_dir / "imagenet_classes.csv", data / "imagenet_classes.csv")
     env = {**os.environ, "DATA": str(data), "OUT": str(tmp_path / "out"), "MODELS": str(tmp_path / "models"),
-           "STEPS": "2", "IMAGE_SIZE": "32"}
+           "STEPS": "2", "IMAGE_SIZE": "32", "STAGE2_STEPS": "3", "STAGE2_SIZE": "32"}
     result = subprocess.run(["bash", "train/train_defaults.sh", "starry_night"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert FastStyle.from_pretrained(tmp_path / "models" / "starry_night").config.training["max_steps"] == 2
+    shipped = FastStyle.from_pretrained(tmp_path / "models" / "starry_night").config.training
+    assert shipped["max_steps"] == 3 and shipped["init_from"] and shipped["style_layer_weights"] == [1, 1, 2, 4]
     webcam = FastStyle.from_pretrained(tmp_path / "models" / "starry_night_rt").config   # its webcam network
     assert webcam.arch == "johnson-rt" and webcam.training["max_steps"] == 6
     env.update(OUT=str(tmp_path / "out" / "colorizer"), IMAGE_SIZE="64")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fst import FastStyle, ModelLoadError, config_for_arch
+from fst import FastStyle, ModelLoadError, NonFiniteOutputError, config_for_arch
 from fst.color import rgb_to_lab
 
 
@@ -35,6 +35,14 @@ def test_tiny_and_extreme_sizes_are_processed(model, size):
     assert out.shape == (1, 3, *size) and torch.isfinite(out).all()
 
 
+def test_non_finite_output_raises_an_fst_error():
+    model = FastStyle(channels=4, num_res_blocks=1).eval()
+    with torch.no_grad():
+        model.net.in1.weight.fill_(float("inf"))   # inf and -inf after the first norm: NaN downstream
+    with pytest.raises(NonFiniteOutputError, match=r"non-finite output \(NaN/Inf\): its weights are damaged"):
+        model.stylize(torch.rand(1, 3, 24, 24))
+
+
 def test_strength_zero_returns_the_content_and_strength_blends(model):
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(model.stylize(x, strength=0.0), x)
@@ -56,6 +64,7 @@ def test_max_side_downscales(model):
     assert out.shape == (1, 3, 25, 50)
 
 
+@pytest.mark.slow
 def test_tiled_output_equals_untiled_output(model):
     torch.manual_seed(1)
     x = torch.nn.functional.interpolate(torch.rand(1, 3, 20, 24), size=(300, 360), mode="bilinear")
@@ -113,4 +122,6 @@ def test_half_precision_storage_stays_within_tolerance(model, tmp_path):
 
 def test_not_a_folder_nor_repo_id(tmp_path):
     with pytest.raises(ModelLoadError, match="neither a model folder nor a valid Hub repo id"):
+        FastStyle.from_pretrained("no such thing!")
+    with pytest.raises(ModelLoadError, match="no model folder 'no such/thing/here'"):
         FastStyle.from_pretrained("no such/thing/here")

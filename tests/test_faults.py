@@ -25,6 +25,8 @@ from app_helpers import REPO_ROOT, tiny_style, write_style_image
 from fst import FastStyle
 from fst.errors import HubError
 
+pytestmark = pytest.mark.subprocess   # every fault happens in a child process
+
 # Run first in every child: the RLIMIT_FSIZE fallback (SIGXFSZ ignored, so writes fail with EFBIG).
 PRELUDE = f"""
 import os, resource, signal, sys

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -33,6 +34,7 @@ def test_vgg_features_see_colour_order(data_dir):
     assert (a - b).abs().mean() > 0.05 * a.abs().mean()
 
 
+@pytest.mark.slow
 def test_gatys_lowers_the_style_loss_by_a_large_factor(data_dir):
     torch.manual_seed(0)
     vgg = load_vgg16()

@@ -1,7 +1,10 @@
 """FastStyle against a Hub (the local test server): round trips and every failure mode."""
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,7 +73,7 @@ def test_a_hanging_hub_is_abandoned_after_the_deadline(hub, published, tmp_path,
     monkeypatch.setattr(fst.hub, "HUB_DEADLINE", 1.5)
     with hub.fault("/resolve/", "delay", seconds=8, times=None):
         start = time.perf_counter()
-        with pytest.raises(HubError, match="did not answer within"):
+        with pytest.raises(HubError, match=r"downloading .* from the Hub took over 2 s"):
             FastStyle.from_pretrained(published, cache_dir=tmp_path)
         assert time.perf_counter() - start < 4
 
@@ -104,3 +107,46 @@ def test_offline_mode_makes_no_request(hub, published, tmp_path, monkeypatch):
         FastStyle.from_pretrained(published, cache_dir=tmp_path)
     assert time.perf_counter() - start < 2
     assert hub.requests == []
+
+
+@pytest.fixture()
+def snapshot(published, tmp_path) -> Path:
+    """The Hub cache's folder of the published repo: files are relative symlinks into ../../blobs/."""
+    from huggingface_hub import hf_hub_download
+
+    for name in ("config.json", "model.safetensors"):
+        path = Path(hf_hub_download(published, name, cache_dir=tmp_path / "cache"))
+    folder = path.parent
+    assert folder.parent.name == "snapshots" and (folder / "model.safetensors").is_symlink()
+    assert os.readlink(folder / "model.safetensors").startswith("../../blobs/")
+    return folder
+
+
+def test_a_hub_cache_snapshot_folder_loads(snapshot, small_model, tmp_path):
+    link = tmp_path / "link-to-snapshot"
+    link.symlink_to(snapshot, target_is_directory=True)
+    x = torch.rand(1, 3, 16, 16)
+    for folder in (snapshot, link):
+        assert torch.equal(FastStyle.from_pretrained(folder).stylize(x), small_model.stylize(x))
+
+
+def test_a_symlink_out_of_the_hub_cache_repo_is_refused(snapshot, tmp_path):
+    outside = tmp_path / "cache" / "elsewhere.safetensors"      # in the cache, but not in this repo's folder
+    shutil.copyfile(snapshot / "model.safetensors", outside)
+    (snapshot / "model.safetensors").unlink()
+    (snapshot / "model.safetensors").symlink_to(os.path.relpath(outside, snapshot))
+    with pytest.raises(ModelLoadError, match="model.safetensors resolves outside the model folder"):
+        FastStyle.from_pretrained(snapshot)
+
+
+@pytest.mark.parametrize("layout", ["plain", "snapshots_without_cache"])
+def test_a_symlink_out_of_a_plain_folder_is_refused(small_model, tmp_path, layout):
+    # "snapshots_without_cache": looks like snapshots/<rev>/ -> ../../blobs/ but is not in a models--* cache folder
+    root = tmp_path / ("models" if layout == "plain" else "repo")
+    small_model.save_pretrained(root / "blobs")
+    folder = root / ("style" if layout == "plain" else "snapshots/abc123")
+    folder.mkdir(parents=True)
+    shutil.copyfile(root / "blobs" / "config.json", folder / "config.json")
+    (folder / "model.safetensors").symlink_to(os.path.relpath(root / "blobs" / "model.safetensors", folder))
+    with pytest.raises(ModelLoadError, match="model.safetensors resolves outside the model folder"):
+        FastStyle.from_pretrained(folder)

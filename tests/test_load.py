@@ -68,27 +68,35 @@ def test_temp_files_are_cleaned(load):
     assert load.temp_peak < created, "nothing was deleted while the load ran"
 
 
-def test_full_queue_answers_busy_and_recovers(tmp_path, hub):
-    """FST_QUEUE_SIZE=1, FST_CONCURRENCY=1: one request runs (held by a slow Hub download), one waits,
-    the next is refused with HTTP 503 "Queue is full" (gradio_client: QueueError "... try again"),
-    and the queue keeps working: the running and the waiting requests finish, a new one is served."""
+def test_a_slow_hub_download_delays_no_one_and_a_full_queue_answers_busy(tmp_path, hub):
+    """FST_CONCURRENCY=1, FST_HUB_DOWNLOADS=1, FST_QUEUE_SIZE=1: a request whose network comes slowly from
+    the Hub takes no compute slot, so a catalogue style is served meanwhile. Two such requests fill both
+    request slots, one more waits in the queue, the next is refused with HTTP 503 "Queue is full"
+    (gradio_client: QueueError "... try again"), and the queue keeps working afterwards."""
     from gradio_client import Client, handle_file
     from gradio_client.utils import QueueError, Status
 
     slow_style = seed_hub_style(hub, tmp_path / "slow_style", "fst-tests/slow-style")
-    app = start_app(tmp_path, env={"FST_QUEUE_SIZE": "1", "FST_CONCURRENCY": "1", "HF_HUB_OFFLINE": "0",
-                                   "FST_HUB_TIMEOUT": "60"})
+    app = start_app(tmp_path, env={"FST_QUEUE_SIZE": "1", "FST_CONCURRENCY": "1", "FST_HUB_DOWNLOADS": "1",
+                                   "HF_HUB_OFFLINE": "0", "FST_HUB_TIMEOUT": "60"})
     photo = handle_file(str(EXAMPLES / "tiger.jpg"))
+    busy = (Status.PROCESSING, Status.PROGRESS)
     try:
-        clients = [Client(app.url, verbose=False, download_files=str(tmp_path / f"out{i}")) for i in range(4)]
-        with hub.fault(f"/{slow_style}/resolve/main/config.json", "delay", seconds=8,
+        clients = [Client(app.url, verbose=False, download_files=str(tmp_path / f"out{i}")) for i in range(5)]
+        with hub.fault(f"/{slow_style}/resolve/main/config.json", "delay", seconds=12,
                        method="HEAD") as hold:
             running = clients[0].submit(photo, slow_style, 1.0, 128, False, api_name="/stylize")
             _wait(lambda: hold.hits == 1, "the first request to start loading its network")
-            waiting = clients[1].submit(photo, "starry_night", 1.0, 128, False, api_name="/stylize")
-            _wait(lambda: waiting.status().code == Status.IN_QUEUE, "the second request to wait in the queue")
+            started = time.monotonic()
+            quick = clients[1].predict(photo, "starry_night", 1.0, 128, False, api_name="/stylize")
+            assert Path(quick).read_bytes()[:4] == b"\x89PNG" and not running.done()
+            assert time.monotonic() - started < 8, "a catalogue style waited for another user's Hub download"
 
-            refused = clients[2].submit(photo, "great_wave", 1.0, 128, False, api_name="/stylize")
+            second = clients[1].submit(photo, slow_style, 1.0, 128, False, api_name="/stylize")
+            _wait(lambda: second.status().code in busy, "the second slow request to take the other slot")
+            waiting = clients[2].submit(photo, "starry_night", 1.0, 128, False, api_name="/stylize")
+            _wait(lambda: waiting.status().code == Status.IN_QUEUE, "a request to wait in the queue")
+            refused = clients[3].submit(photo, "great_wave", 1.0, 128, False, api_name="/stylize")
             with pytest.raises(QueueError, match="Queue is full! Please try again"):
                 refused.result(timeout=30)
             config = httpx.get(app.url + "config").json()
@@ -97,11 +105,11 @@ def test_full_queue_answers_busy_and_recovers(tmp_path, hub):
                                 json={"data": [None] * 5, "fn_index": fn_index, "session_hash": "busy-probe"})
             assert answer.status_code == 503
             assert "Queue is full. Max size is 1" in answer.json()["detail"]
-            assert running.status().code in (Status.PROCESSING, Status.PROGRESS) and not waiting.done()
+            assert running.status().code in busy and not waiting.done()
 
-        for job in (running, waiting):
+        for job in (running, second, waiting):
             assert Path(job.result(timeout=120)).read_bytes()[:4] == b"\x89PNG"
-        again = clients[3].predict(photo, "great_wave", 1.0, 128, False, api_name="/stylize")
+        again = clients[4].predict(photo, "great_wave", 1.0, 128, False, api_name="/stylize")
         assert Path(again).read_bytes()[:4] == b"\x89PNG"
     finally:
         app.stop()

@@ -1,4 +1,5 @@
 """Perceptual losses: small functions with known values."""
+import pytest
 import torch
 
 from fst.losses import content_loss, gram_matrix, style_loss, total_variation
@@ -32,6 +33,7 @@ def test_total_variation_of_constant_is_zero_and_of_checkerboard_is_two():
     assert torch.isclose(total_variation(board.float().expand(1, 3, 4, 4)), torch.tensor(2.0))
 
 
+@pytest.mark.slow
 def test_perceptual_loss_terms_equal_the_batched_definitions():
     """On CPU the batch goes through VGG one image at a time; the terms must not change."""
     from fst.losses import LossWeights, PerceptualLoss

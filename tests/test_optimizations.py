@@ -38,7 +38,8 @@ def _image(height: int, width: int, seed: int = 1) -> torch.Tensor:
     return torch.nn.functional.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a == "johnson" else a  # the largest
+                                  for a in sorted(ARCHITECTURES)])
 @pytest.mark.parametrize("size", [(64, 64), (37, 53), (96, 130)])
 def test_fast_path_matches_eager(arch, size):
     net = _randomised(arch)
@@ -195,6 +196,7 @@ def test_vgg_winograd_forward_matches_plain():
         assert (fast[layer] - plain[layer]).abs().max() <= 1e-4 * plain[layer].abs().max()
 
 
+@pytest.mark.slow
 def test_training_path_gives_the_plain_loss_and_gradients():
     from fst.losses import LossWeights, PerceptualLoss
     from fst.vgg import VGG16Features
@@ -232,7 +234,7 @@ def test_faststyle_cpu_stylize_equals_plain_forward():
     assert (fast - plain).abs().max() < WINOGRAD_TOL
 
 
-@pytest.mark.parametrize("arch", ["johnson", "johnson-rt"])
+@pytest.mark.parametrize("arch", [pytest.param("johnson", marks=pytest.mark.slow), "johnson-rt"])
 def test_tiled_fast_path_matches_untiled(arch):
     torch.manual_seed(2)
     model = FastStyle(config_for_arch(arch)).eval()
@@ -269,6 +271,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["johnson-lite", "johnson-rt"])
 def test_onnx_stylizer_matches_pytorch(arch, tmp_path):
     from fst.onnx_backend import OnnxStylizer, export_onnx
@@ -285,6 +288,7 @@ def test_onnx_stylizer_matches_pytorch(arch, tmp_path):
         assert (stylizer.run(x) - expected).abs().max() < ONNX_TOL, size
 
 
+@pytest.mark.slow
 def test_onnx_stylizer_has_stylize_semantics(tmp_path):
     from fst.onnx_backend import OnnxStylizer
 
@@ -311,6 +315,7 @@ def test_onnx_stylizer_has_stylize_semantics(tmp_path):
     assert len(list(tmp_path.glob("*.onnx"))) == 1
 
 
+@pytest.mark.slow
 def test_best_stylizer_honours_the_backend_override(monkeypatch):
     from fst.onnx_backend import OnnxStylizer
     from fst.runtime import best_stylizer, configure_threads

@@ -63,6 +63,7 @@ def reference_run(data_dir, photos, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.subprocess
 def test_end_to_end_run_writes_a_loadable_model_and_a_valid_card(reference_run):
     out = reference_run
     for name in ("config.json", "model.safetensors", "README.md", "style.jpg", "samples.jpg"):
@@ -75,10 +76,18 @@ def test_end_to_end_run_writes_a_loadable_model_and_a_valid_card(reference_run):
     assert {"fast-style-transfer", "style-transfer"} <= set(meta["tags"])
     assert meta["pipeline_tag"] == "image-to-image" and meta["library_name"] == "fst" and meta["license"]
     assert "FastStyle.from_pretrained" in card.text and "Limitations" in card.text
+    from fst.model_card import local_paths
+
+    for name in ("README.md", "config.json"):             # ready to publish: no path of this machine
+        assert local_paths((out / name).read_text(encoding="utf-8")) == [], name
+    assert f'from_pretrained("your-name/{out.name}")' in card.text and "datasets" not in meta
+    assert "- Style image: `the_scream.jpg` (title and artist not given)" in card.text
+    assert " s on CPU" in card.text and "0.0 minutes" not in card.text
     assert list((out / "samples").glob("step-*.png"))
     assert len(list((out / "checkpoints").glob("checkpoint-*"))) == 2   # --checkpoints_total_limit
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_a_fixed_batch(data_dir, photos):
     from fst import config_for_arch
     from fst.losses import PerceptualLoss
@@ -103,6 +112,7 @@ def test_loss_decreases_on_a_fixed_batch(data_dir, photos):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+@pytest.mark.subprocess
 def test_kill_resume_and_publish_give_the_same_weights(data_dir, photos, tmp_path, reference_run, hub):
     steps = 12
     out = tmp_path / "killed"
@@ -134,6 +144,7 @@ def test_kill_resume_and_publish_give_the_same_weights(data_dir, photos, tmp_pat
     assert torch.equal(remote.stylize(x), FastStyle.from_pretrained(out).stylize(x))
 
 
+@pytest.mark.subprocess
 def test_failed_upload_can_be_retried_without_retraining(data_dir, photos, tmp_path, hub):
     with hub.fault("/commit/", 503, times=None):
         result = run(base_args(data_dir, photos, tmp_path / "out", 2)
@@ -146,6 +157,7 @@ def test_failed_upload_can_be_retried_without_retraining(data_dir, photos, tmp_p
     assert "model.safetensors" in hub.list_files("user/retry-me")
 
 
+@pytest.mark.subprocess
 def test_bad_data_folder_exits_with_a_clear_message(bad_inputs, data_dir, tmp_path):
     result = run(base_args(data_dir, bad_inputs / "datasets" / "only_non_images", tmp_path / "out"))
     assert result.returncode != 0
@@ -191,6 +203,7 @@ def test_empty_folder_and_control_characters_in_names(generated_datasets):
     assert printable("a\nb\tc") == "a\\nb\\tc"
 
 
+@pytest.mark.subprocess
 def test_config_file_sets_options_and_flags_override(data_dir, photos, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text(f"arch: johnson-lite\nimage_size: 32\nmax_steps: 1\nstyle_weight: 3.5\n"
@@ -202,6 +215,7 @@ def test_config_file_sets_options_and_flags_override(data_dir, photos, tmp_path)
     assert training["style_weight"] == 3.5 and training["max_steps"] == 2
 
 
+@pytest.mark.subprocess
 def test_help_documents_every_option():
     result = subprocess.run([sys.executable, str(REPO / "train" / "train.py"), "--help"],
                             capture_output=True, text=True, cwd=REPO)

@@ -85,6 +85,7 @@ def trained(photo_folder, tmp_path_factory) -> Path:
     return output
 
 
+@pytest.mark.subprocess
 def test_tiny_run_learns_and_loads_with_from_pretrained(trained, photo_folder):
     model = Colorizer.from_pretrained(trained, device="cpu")
     assert model.config.width == 0.1 and model.config.num_classes == 1000

@@ -97,6 +97,17 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     return args
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default shown once: not for options without one, nor
+    when the help text already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
+
+
 def _read_config_file(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
     import yaml
 
@@ -409,10 +420,58 @@ def data_terms(data: Path | Sequence[Path]) -> str:
     return "; ".join(found) or "see the terms of the training photos' source"
 
 
+#: Hub dataset ids of the known training sets: a card's ``datasets:`` names only real Hub datasets
+#: (the ImageNet sample is drawn from ILSVRC-2012; BSDS500 has no canonical Hub dataset).
+DATASET_IDS = {"imagenet_sample": "ILSVRC/imagenet-1k"}
+#: Options that only make sense on the training machine: never written into a published folder.
+LOCAL_OPTIONS = ("hub_token", "config", "output_dir", "resume_from_checkpoint")
+
+
 def datasets_of(data: Path | Sequence[Path]) -> list[str]:
-    """Names of the known training sets in ``data`` (the card's ``datasets`` field)."""
-    names = [name for name in dict.fromkeys(_data_names(data)) if name in DATA_TERMS]
-    return names or [Path(d).name for d in ([data] if isinstance(data, (str, Path)) else data)]
+    """Hub dataset ids of the known training sets in ``data`` (the card's ``datasets`` field; may be empty)."""
+    names = dict.fromkeys(_data_names(data))
+    return list(dict.fromkeys(DATASET_IDS[name] for name in names if name in DATASET_IDS))
+
+
+def public_name(path: str | Path) -> str:
+    """How a local path appears in a published card or config: from a known training set's folder
+    on (``bsds500/train``), else just its file or folder name; URLs are kept as they are."""
+    text = str(path)
+    if re.match(r"^https?://", text):
+        return text
+    parts = Path(text).parts
+    start = next((i for i, part in enumerate(parts) if part in DATA_TERMS), len(parts) - 1)
+    return "/".join(parts[start:]) if parts else text
+
+
+def data_names(data: Path | Sequence[Path]) -> list[str]:
+    """The training folders as published (see :func:`public_name`)."""
+    return [public_name(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
+
+
+def public_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The training options as stored in config.json: JSON values, local paths reduced to their
+    names (:func:`public_name`), and options that only matter on this machine left out."""
+    def public(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [public(v) for v in value]
+        if isinstance(value, Path) or (isinstance(value, str) and _is_local_path(value)):
+            return public_name(value)
+        return value
+
+    return jsonable({key: public(value) for key, value in vars(args).items() if key not in LOCAL_OPTIONS})
+
+
+def _is_local_path(text: str) -> bool:
+    if re.match(r"^https?://", text):
+        return False
+    return text.startswith(("/", "./", "../", "~")) or Path(text).exists()
+
+
+def placeholder_repo_id(folder: Path) -> str:
+    """The repo id a card shows until the model is published with ``--hub_model_id``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(folder).name).strip("-.") or "model"
+    return f"your-name/{name}"
 
 
 def speed_line(run: Callable[[torch.Tensor], Any], note: str, size: int = 512) -> str:
@@ -530,19 +589,62 @@ def save_and_publish(args: argparse.Namespace, model, card: dict[str, Any], temp
         print(f"published to {url}")
 
 
-def publish(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
-    """Create the Hub repo (if needed) and upload ``folder``; returns the repo URL.
+#: The files of a model folder that are uploaded; checkpoints, logs and anything else stay local.
+PUBLISHED_FILES = ("model.safetensors", "config.json", "README.md", "style.jpg", "samples.jpg")
+#: Also uploaded: each painting of a multi-style network.
+PUBLISHED_PATTERNS = (*PUBLISHED_FILES, "styles/*.jpg")
 
-    Uploads are content-addressed: re-running after a failure only sends what is
-    missing, so a failed upload is retried without retraining (``python -m train.publish``).
+
+def prepare_for_publishing(folder: Path, repo_id: str) -> None:
+    """Make the card's usage snippet name ``repo_id``, then check that neither the card nor
+    config.json holds a path of this machine (raises FstError naming them)."""
+    from fst.model_card import local_paths, set_repo_id
+
+    card = Path(folder) / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        if set_repo_id(text, repo_id) != text:
+            tmp = card.with_name(card.name + ".tmp")
+            tmp.write_text(set_repo_id(text, repo_id), encoding="utf-8")
+            os.replace(tmp, card)
+    config_file = Path(folder) / "config.json"
+    problem = _base_problem(json.loads(config_file.read_text(encoding="utf-8"))) if config_file.is_file() else None
+    if problem:
+        raise FstError(f"not publishing {folder}: it is an add-on and {problem}")
+    found = [f"{name}: {path}" for name in ("README.md", "config.json") if (Path(folder) / name).is_file()
+             for path in local_paths((Path(folder) / name).read_text(encoding="utf-8"))]
+    if found:
+        raise FstError(f"not publishing {folder}: it names local paths ({'; '.join(found[:4])}); remove them "
+                       "from the files (train.py writes none) and run python -m train.publish again")
+
+
+def _base_problem(config: Any) -> str | None:
+    """Why the add-on whose config.json holds ``config`` cannot be published (None: it can, or no add-on)."""
+    from fst.addon import BaseRef
+    from fst.hub import names_a_folder
+
+    base = config.get("base") if isinstance(config, dict) else None
+    if not isinstance(base, str):
+        return None
+    folder = names_a_folder(base) or Path(base).is_absolute()
+    return BaseRef(base, config.get("base_revision"), folder=folder).publishable_problem()
+
+
+def publish(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Create the Hub repo (if needed) and upload the model files of ``folder``; returns the repo URL.
+
+    Only :data:`PUBLISHED_PATTERNS` are uploaded, after :func:`prepare_for_publishing`. Uploads
+    are content-addressed: re-running after a failure only sends what is missing, so a failed
+    upload is retried without retraining (``python -m train.publish``).
     """
     from huggingface_hub import HfApi
 
+    prepare_for_publishing(folder, repo_id)
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload fst model",
-                          ignore_patterns=["checkpoints/*", "logs/*", "samples/step-*", "*.tmp"])
+                          allow_patterns=list(PUBLISHED_PATTERNS))
     except Exception as exc:  # noqa: BLE001 - every failure gets the same retry advice
         raise FstError(f"upload to {repo_id} failed ({type(exc).__name__}: {str(exc)[:200]}). The model is saved "
                        f"in {folder}; retry with: python -m train.publish {folder} --hub_model_id {repo_id}") from None

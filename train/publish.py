@@ -2,6 +2,9 @@
 """Upload a trained model folder to the Hub (e.g. to retry a failed upload without retraining).
 
     python -m train.publish outputs/starry --hub_model_id user/starry [--private]
+
+Only the model files are uploaded (train.common.PUBLISHED_PATTERNS); the card's usage snippet is
+rendered with --hub_model_id first, and a folder that names a local path is refused.
 """
 from __future__ import annotations
 

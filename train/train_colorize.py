@@ -27,10 +27,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train import common  # noqa: E402
+from train import colour_classes, common  # noqa: E402
 from fst import imageio, metrics  # noqa: E402
 from fst.color import rgb_to_lab, rgb_to_lab_np, split_lab  # noqa: E402
-from fst.colorizer import ARCHITECTURES, Colorizer, config_for_arch, normalize_ab, normalize_lightness  # noqa: E402
+from fst.colorizer import ARCHITECTURES, Colorizer, ColorizerConfig, normalize_ab, normalize_lightness  # noqa: E402
 from fst.errors import DataError, FstError  # noqa: E402
 
 IGNORE_INDEX = -100          # label of images without a class: no classification loss for them
@@ -42,8 +42,7 @@ DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-3}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter)
     g = parser.add_argument_group("colorizer")
     g.add_argument("--arch", choices=sorted(ARCHITECTURES), default="iizuka", help="network variant")
     g.add_argument("--width", type=float, default=None, help="channel multiplier (overrides the variant's)")
@@ -60,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference: chrominance is predicted at most at this size (stored in config.json)")
     g.add_argument("--num_validation", type=int, default=8,
                    help="photos held out for sample grids and the card's metrics (without --validation_images)")
+    g.add_argument("--vgg_weights", type=Path, default=None,
+                   help="vgg16-color: prepared VGG16 safetensors for the encoder (default: the cache; "
+                        "see `fst prepare-vgg`)")
+    g.add_argument("--rebalance", type=float, default=1.0,
+                   help="vgg16-color: share of the uniform distribution in the class rebalancing mix: 0.5 as "
+                        "in Zhang et al. (vivid, less faithful colours), 1 for none (faithful; the default)")
+    g.add_argument("--feature_cache", type=Path, default=None,
+                   help="vgg16-color: a file to keep the encoded training photos in (safetensors), so a "
+                        "rerun or a resumed run skips the encoder")
     g.add_argument("--license", default="mit", help="license of the published model card")
     common.add_common_args(parser)
     parser.set_defaults(image_size=224, batch_size=8, lr=None)
@@ -206,22 +214,39 @@ def train(args: argparse.Namespace) -> int:
                        len(paths), num_gray, len(validation_paths), num_classes, label_source,
                        [round(v, 2) for v in mean_ab.tolist()])
 
-    hyper = {k: _jsonable(v) for k, v in vars(args).items() if k not in ("hub_token", "config")}
+    hyper = common.public_options(args)
     hyper.update(mean_ab=[round(v, 4) for v in mean_ab.tolist()], labels_from=label_source)
-    overrides = {"width": args.width} if args.width is not None else {}
-    model = Colorizer(config_for_arch(args.arch, num_classes=num_classes, max_side=args.max_side,
-                                      dataset=", ".join(common.datasets_of(args.data)), training=hyper, **overrides))
+    # A --width other than the variant's builds a custom network: the variant's structure with
+    # that width, and a config that names no arch.
+    variant = ARCHITECTURES[args.arch]
+    structure = (dict(arch=args.arch) if args.width in (None, variant["width"])
+                 else {**variant, "width": args.width})
+    model = Colorizer(ColorizerConfig(num_classes=num_classes, max_side=args.max_side,
+                                      dataset=", ".join(common.data_names(args.data)), training=hyper, **structure))
     if args.compile:
         model.net = torch.compile(model.net)
-    optimizer = (torch.optim.Adadelta(model.parameters(), lr=args.lr, rho=0.95) if args.optimizer == "adadelta"
-                 else torch.optim.Adam(model.parameters(), lr=args.lr))
-    dataset = LabelledImages(paths, labels, args.image_size, seed=args.seed)
+    if model.config.backbone == "vgg16":   # frozen encoder: train the branches on cached features
+        hyper["loss_network"] = colour_classes.load_encoder_weights(model, args.vgg_weights)
+        dataset = colour_classes.EncodedCrops(model.net.encode, paths, labels, args.image_size, seed=args.seed,
+                                              cache_file=args.feature_cache)
+        trained: torch.nn.Module = colour_classes.HeadTrainer(model.net)
+        centres = model.net.centres
+        weights = colour_classes.class_weights(colour_classes.sample_ab(dataset), centres, args.rebalance)
+
+        def compute_loss(batch: dict[str, Any], prepared_model: torch.nn.Module):
+            return colour_classes.class_colour_loss(prepared_model, batch, centres, weights,
+                                                    args.classification_weight, IGNORE_INDEX)
+    else:
+        dataset, trained = LabelledImages(paths, labels, args.image_size, seed=args.seed), model
+
+        def compute_loss(batch: dict[str, Any], prepared_model: torch.nn.Module):
+            return colorization_loss(prepared_model, batch["image"], batch["label"], args.classification_weight)
+    parameters = [p for p in trained.parameters() if p.requires_grad]
+    optimizer = (torch.optim.Adadelta(parameters, lr=args.lr, rho=0.95) if args.optimizer == "adadelta"
+                 else torch.optim.Adam(parameters, lr=args.lr))
     validation = common.validation_images(args.validation_images or validation_paths, None,
                                           count=max(args.num_validation, 1)) \
         or [dataset[i]["image"][None] for i in range(min(4, len(dataset)))]
-
-    def compute_loss(batch: dict[str, Any], prepared_model: torch.nn.Module):
-        return colorization_loss(prepared_model, batch["image"], batch["label"], args.classification_weight)
 
     def sample_grid(step: int) -> Path:
         net = accelerator.unwrap_model(model)
@@ -231,19 +256,17 @@ def train(args: argparse.Namespace) -> int:
         net.train()
         return common.save_grid([validation, gray, outputs], args.output_dir / "samples" / f"step-{step:06d}.png")
 
-    state = common.train_loop(args, accelerator, model, optimizer, dataset, compute_loss, sample_grid)
+    state = common.train_loop(args, accelerator, trained, optimizer, dataset, compute_loss, sample_grid)
+    if accelerator.is_main_process and model.config.backbone == "vgg16":
+        model.eval()
+        chosen, rows = colour_classes.choose_temperature(model, validation)
+        common.logger.info("annealed-mean temperature %s chosen on %d held-out photos:\n%s", chosen,
+                           len(validation), colour_classes.temperature_table(rows, chosen))
     if accelerator.is_main_process:
         finish(args, accelerator.unwrap_model(model), state, validation, mean_ab, len(paths), label_source,
                sample_grid)
     accelerator.end_training()
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    """A command-line value as JSON (paths and lists of paths become strings)."""
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
 def grayscale(rgb: torch.Tensor) -> torch.Tensor:
@@ -292,10 +315,10 @@ def finish(args, model: Colorizer, state, validation: Sequence[torch.Tensor], me
         model.net = model.net._orig_mod
     folder = args.output_dir
     shutil.copyfile(sample_grid(state.step), folder / "samples.jpg")
-    sources = ", ".join(f"`{d}`" for d in args.data)
+    sources = ", ".join(f"`{d}`" for d in common.data_names(args.data))
     card = dict(
         license=args.license, title=f"Automatic colorization ({args.arch})",
-        sample_image="samples.jpg", repo_id=args.hub_model_id or str(folder), arch=args.arch,
+        sample_image="samples.jpg", repo_id=args.hub_model_id or common.placeholder_repo_id(folder), arch=args.arch,
         width=model.config.width, num_classes=model.config.num_classes, label_source=label_source,
         num_parameters=sum(p.numel() for p in model.parameters()),
         data_description=f"{num_images} colour photos from {sources}",
@@ -304,7 +327,7 @@ def finish(args, model: Colorizer, state, validation: Sequence[torch.Tensor], me
         hyperparameters={"optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
                          "image_size": args.image_size, "classification_weight": args.classification_weight,
                          "seed": args.seed, "mixed_precision": str(args.mixed_precision or "no")},
-        steps=state.step, train_minutes=state.elapsed_seconds / 60, hardware=common.hardware_name(),
+        steps=state.step, train_seconds=state.elapsed_seconds, hardware=common.hardware_name(),
         final_losses=state.last_losses, quality=quality_table(evaluate(model, validation, mean_ab), len(validation)),
         speed=common.speed_line(model.colorize, "eager, batch norm not folded"), max_side=model.config.max_side,
         num_images=num_images,

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default networks in models/ from scratch, with the exact
-# settings used for the shipped ones (CPU, ~1 s per step on 2 cores).
+# settings used for the shipped ones (CPU, one thread per run; see train/PLAN.md).
 #
 #   bash train/train_defaults.sh                 # all styles and the webcam networks
 #   bash train/train_defaults.sh starry_night    # one style (and its webcam network, starry_night_rt)
-#   STEPS=2 IMAGE_SIZE=32 OUT=/tmp/d MODELS=/tmp/m bash train/train_defaults.sh starry_night   # smoke test
+#   STEPS=2 STAGE2_STEPS=2 IMAGE_SIZE=32 STAGE2_SIZE=32 OUT=/tmp/d MODELS=/tmp/m \
+#       bash train/train_defaults.sh starry_night  # smoke test
+#   FROM_SHIPPED=1 bash train/train_defaults.sh the_scream   # only stage 2, starting from models/the_scream
+#
+# Two stages per style: 400 steps at 128 px crops (batch 4), then STAGE2_STEPS more at
+# 256 px crops (batch 2) with the deeper style layers weighted up (1, 1, 2, 4) and a
+# stronger style weight: that stage is what brings the painting's larger structures in.
+# The webcam networks are stage 1 only, with 3x the steps.
 #
 # bsds500/val is held out (validation grids and the quality figures of bench/quality.py).
 # Each style trains into $OUT/<name> (checkpoints there: re-running resumes), then the
@@ -20,6 +27,10 @@ IMAGE_SIZE=${IMAGE_SIZE:-128}
 STYLE_SIZE=${STYLE_SIZE:-256}
 ARCH=${ARCH:-johnson-lite}
 SEED=${SEED:-0}
+STAGE2_STEPS=${STAGE2_STEPS:-300}
+STAGE2_SIZE=${STAGE2_SIZE:-256}
+STAGE2_STYLE_WEIGHT=${STAGE2_STYLE_WEIGHT:-10}
+FROM_SHIPPED=${FROM_SHIPPED:-0}
 
 # name|style file|display name|style weight
 STYLES=(
@@ -30,41 +41,61 @@ STYLES=(
   "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5"
 )
 
+# Where each painting comes from, for the model card (facts from ../shared/data/README.md):
+# title|artist|copyright status|source of the file
+declare -A PROVENANCE=(
+  [starry_night.jpg]="The Starry Night (1889)|Vincent van Gogh (1853-1890)|public domain (the artist died over 100 years ago)|github.com/jcjohnson/neural-style, examples/inputs/starry_night_google.jpg (Google Art Project scan)"
+  [the_scream.jpg]="The Scream (1893)|Edvard Munch (1863-1944)|public domain in the US (published before 1930) and in life+70 countries|github.com/jcjohnson/fast-neural-style, images/styles/the_scream.jpg"
+  [great_wave.jpg]="The Great Wave off Kanagawa (c. 1831)|Katsushika Hokusai (1760-1849)|public domain (the artist died over 100 years ago)|github.com/iSach/clipmorph, training_data/styles/kanagawa.jpg"
+  [composition_vii.jpg]="Composition VII (1913)|Wassily Kandinsky (1866-1944)|public domain in the US (published before 1930) and in life+70 countries|github.com/jcjohnson/fast-neural-style, images/styles/composition_vii.jpg"
+  [the_kiss.jpg]="The Kiss (1907-1908)|Gustav Klimt (1862-1918)|public domain (the artist died over 100 years ago)|github.com/iSach/clipmorph, training_data/styles/klimt.jpg"
+)
+
 # Webcam networks (johnson-rt, 3x the steps): trained as <name>_rt; the catalogue's
-# "lite" field points the style's entry at it, and the app's webcam tab uses it on CPU.
+# "webcam" field points the style's entry at it, and the app's webcam tab uses it on CPU.
 RT_STYLES=(starry_night the_scream great_wave)
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
 
-train_one() {  # name file display style_weight arch steps
-  local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6
-  echo "== ${name}: ${steps} steps of ${arch} at ${IMAGE_SIZE}px"
+train_one() {  # name file display style_weight arch steps [stage: 1|2]
+  local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6 stage=${7:-1} title artist licence source
+  local size=${IMAGE_SIZE} batch=4 lr=2e-3 out="${OUT}/${name}" extra=()
+  if [ "${stage}" = 2 ]; then
+    size=${STAGE2_SIZE} batch=2 lr=1e-3 style_weight=${STAGE2_STYLE_WEIGHT} out="${OUT}/${name}-stage2"
+    local start="${OUT}/${name}"
+    [ "${FROM_SHIPPED}" = 1 ] && start="models/${name}"
+    extra=(--init_from "${start}" --style_layer_weights 1 1 2 4)
+  fi
+  IFS='|' read -r title artist licence source <<<"${PROVENANCE[${file}]}"
+  echo "== ${name}: stage ${stage}, ${steps} steps of ${arch} at ${size}px"
   accelerate launch --cpu --num_processes 1 --num_cpu_threads_per_process "${THREADS:-1}" --num_machines 1 --mixed_precision no --dynamo_backend no \
     train/train.py \
     --style "${DATA}/styles/${file}" --style_name "${display}" --style_size "${STYLE_SIZE}" \
+    --style_title "${title}" --style_artist "${artist}" --style_license "${licence}" --style_source "${source}" \
     --data "${DATA}/photos/imagenet_sample" "${DATA}/photos/bsds500/train" \
     --validation_images "${DATA}/photos/bsds500/val" \
-    --arch "${arch}" --image_size "${IMAGE_SIZE}" --batch_size 4 --lr 2e-3 \
-    --content_weight 2 --style_weight "${style_weight}" --tv_weight 1 \
+    --arch "${arch}" --image_size "${size}" --batch_size "${batch}" --lr "${lr}" \
+    --content_weight 2 --style_weight "${style_weight}" --tv_weight 1 "${extra[@]}" \
     --max_steps "${steps}" --checkpointing_steps 50 --checkpoints_total_limit 1 \
     --validation_steps 100 --log_steps 10 --seed "${SEED}" \
     --hub_model_id "fast-style/${name//_/-}" \
-    --output_dir "${OUT}/${name}" --resume_from_checkpoint latest
+    --output_dir "${out}" --resume_from_checkpoint latest
   mkdir -p "${MODELS}/${name}"
   for f in README.md style.jpg samples.jpg; do
-    cp "${OUT}/${name}/${f}" "${MODELS}/${name}/${f}"
+    cp "${out}/${f}" "${MODELS}/${name}/${f}"
   done
   # Weights stored as fp16 (half the size; outputs stay within 1/255 of fp32, see tests).
   python -c "import sys; from fst import FastStyle; FastStyle.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2], half_precision=True)" \
-    "${OUT}/${name}" "${MODELS}/${name}"
+    "${out}" "${MODELS}/${name}"
 }
 
 wanted=("$@")
 for spec in "${STYLES[@]}"; do
   IFS='|' read -r name file display style_weight <<<"$spec"
   if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]]; then
-    train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STEPS}"
+    [ "${FROM_SHIPPED}" = 1 ] || train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STEPS}"
+    train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STAGE2_STEPS}" 2
   fi
-  if [[ " ${RT_STYLES[*]} " =~ " ${name} " ]] && \
+  if [ "${FROM_SHIPPED}" != 1 ] && [[ " ${RT_STYLES[*]} " =~ " ${name} " ]] && \
      { [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]] || [[ " ${wanted[*]} " =~ " ${name}_rt " ]]; }; then
     train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_STEPS}"
   fi
