@@ -248,6 +248,11 @@ class WebcamStream(threading.Thread):
         self.fn_index = stream["id"]
         self.trigger_id = next(t[0] for t in stream["targets"] if t[1] == "stream")
         self.interval = float(stream.get("stream_every") or 0.1)
+        # Every input of the stream event at its default, so added controls need no change here;
+        # the first five (frame, style, strength, resolution, smoothing) are set per frame.
+        components = {c["id"]: c for c in config["components"]}
+        self.defaults = [None if components[i].get("type") == "state" else components[i].get("props", {}).get("value")
+                         for i in stream["inputs"]]
         self.session_hash = uuid.uuid4().hex[:11]   # one browser tab: one session for all its streams
 
     def _frame(self) -> dict[str, str]:
@@ -255,7 +260,8 @@ class WebcamStream(threading.Thread):
         return {"url": "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")}
 
     def _body(self) -> dict[str, Any]:
-        return {"data": [self._frame(), self.style, 1.0, self.resolution, 0.3, "auto", None],
+        data = [self._frame(), self.style, 1.0, self.resolution, 0.3, *self.defaults[5:]]
+        return {"data": data,
                 "fn_index": self.fn_index, "trigger_id": self.trigger_id, "session_hash": self.session_hash,
                 "event_data": None}
 

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS / "quality.json"
     report: dict = json.loads(path.read_text()) if args.only and path.is_file() else {}
     for entry in catalog.load_catalog():
-        if args.only and entry.name not in args.only:
+        if (args.only and entry.name not in args.only) or entry.style:   # multi-style: bench/multistyle.py
             continue
         if entry.kind == "style":
             report[entry.name] = evaluate_style(entry, photos, paths, vgg, args.gatys_steps)

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if entry.kind == "colorizer":
             print(colorizer_figure(entry))
-        elif not entry.name.endswith("_rt"):
+        elif not entry.name.endswith("_rt") and not entry.style:   # webcam and multi-style networks: not drawn
             vgg = vgg or load_vgg16()
             print(style_figure(entry, vgg))
     return 0

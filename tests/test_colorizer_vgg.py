@@ -53,7 +53,7 @@ def test_any_input_size_and_the_same_contract_as_the_iizuka_net():
     model = small_model().eval()
     assert isinstance(model.net, VGGColorizerNet)
     for height, width in ((1, 1), (7, 13), (64, 48)):
-        ab, logits = model(torch.rand(1, 1, height, width))
+        ab, logits = model.forward(torch.rand(1, 1, height, width))
         assert ab.shape == (1, 2, height, width) and logits.shape == (1, 5)
         assert 0 <= ab.min() and ab.max() <= 1
     colour = model.colorize(torch.rand(3, 40, 30))

@@ -8,7 +8,8 @@
   al. 2016: the smoothed empirical class distribution mixed with the uniform one,
   lambda 0.5), so rare saturated colours are not drowned by the common desaturated ones.
 - After training, the annealed-mean temperature is chosen on held-out photos: the most
-  faithful (PSNR) one among those that keep at least half the photos' colourfulness.
+  faithful (PSNR) one among those that keep at least half the photos' colourfulness (or
+  among all, when none does).
 """
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ def class_colour_loss(prepared: nn.Module, batch: dict[str, Any], centres: torch
 
 def choose_temperature(model: Colorizer, images: Sequence[torch.Tensor]) -> tuple[float, list[dict[str, float]]]:
     """The annealed-mean temperature with the best PSNR among those keeping >= 50% of the
-    photos' colourfulness (the most colourful one if none does), and the table tried."""
+    photos' colourfulness (among all of them if none does), and the table tried."""
     truth = float(np.mean([metrics.colorfulness(image).item() for image in images]))
     rows = []
     for temperature in TEMPERATURES:
@@ -211,7 +212,7 @@ def choose_temperature(model: Colorizer, images: Sequence[torch.Tensor]) -> tupl
                      "psnr": float(np.mean([metrics.psnr(o, i).item() for o, i in zip(outputs, images)])),
                      "colourfulness": float(np.mean([metrics.colorfulness(o).item() for o in outputs]))})
     vivid = [row for row in rows if row["colourfulness"] >= 0.5 * truth]
-    best = max(vivid, key=lambda row: row["psnr"]) if vivid else max(rows, key=lambda row: row["colourfulness"])
+    best = max(vivid or rows, key=lambda row: row["psnr"])   # none vivid enough: the most faithful
     model.config.temperature = best["temperature"]
     return best["temperature"], rows
 

@@ -9,6 +9,7 @@ and add-on styles trained on a frozen base network (only the instance norms' row
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -106,6 +107,16 @@ def build_model(args: argparse.Namespace, names: Sequence[str], **metadata: Any)
                               f"from --arch {model.config.arch}); pass the --arch it was trained with")
         addon.copy_weights(model, start.state_dict())
     return model
+
+
+def started_from(source: str | None) -> str | None:
+    """The model card's line for ``--init_from``: the starting network, without local paths."""
+    if not source:
+        return None
+    training = FastStyle.from_pretrained(source, device="cpu").config.training or {}
+    steps, size = training.get("max_steps"), training.get("image_size")
+    name = Path(str(source)).name if Path(str(source)).expanduser().exists() else str(source)
+    return f"`{name}`" + (f", a network trained for {steps} steps at {size}px" if steps and size else "")
 
 
 def style_strip(images: Sequence[Image.Image], names: Sequence[str], height: int = 160) -> Image.Image:

@@ -199,6 +199,7 @@ def finish(args, model: FastStyle, state, style_images, style_name: str, loss_ne
         steps=state.step, train_seconds=state.elapsed_seconds, hardware=common.hardware_name(),
         final_losses=state.last_losses, quality=None, speed=common.speed_line(model.stylize, "eager fp32"),
         num_images=num_images,
+        started_from=styles.started_from(args.init_from),
     )
     common.save_and_publish(args, model, card, template="multistyle" if names else "style")
 
