@@ -6,11 +6,12 @@
 #   bash train/train_defaults.sh starry_night    # one style (and its webcam network, starry_night_rt)
 #   STEPS=2 STAGE2_STEPS=2 IMAGE_SIZE=32 STAGE2_SIZE=32 OUT=/tmp/d MODELS=/tmp/m \
 #       bash train/train_defaults.sh starry_night  # smoke test
-#   FROM_SHIPPED=1 bash train/train_defaults.sh the_scream   # only stage 2, starting from models/the_scream
+#   FROM_SHIPPED=1 STAGE2_STEPS=300 bash train/train_defaults.sh the_scream   # stage 2 only, from models/
 #
-# Two stages per style: 400 steps at 128 px crops (batch 4), then STAGE2_STEPS more at
-# 256 px crops (batch 2) with the deeper style layers weighted up (1, 1, 2, 4) and a
-# stronger style weight: that stage is what brings the painting's larger structures in.
+# Two stages per style: 400 steps at 128 px crops (batch 4), then (so far for starry_night
+# only; STAGE2_STEPS=N gives every named style N) more at 256 px crops (batch 2) with the
+# deeper style layers weighted up (1, 1, 2, 4) and a stronger style weight: that stage is
+# what brings the painting's larger structures in.
 # The webcam networks are stage 1 only, with 3x the steps.
 #
 # bsds500/val is held out (validation grids and the quality figures of bench/quality.py).
@@ -27,18 +28,18 @@ IMAGE_SIZE=${IMAGE_SIZE:-128}
 STYLE_SIZE=${STYLE_SIZE:-256}
 ARCH=${ARCH:-johnson-lite}
 SEED=${SEED:-0}
-STAGE2_STEPS=${STAGE2_STEPS:-300}
+STAGE2_STEPS=${STAGE2_STEPS:-}      # set: that many stage-2 steps for every style named
 STAGE2_SIZE=${STAGE2_SIZE:-256}
 STAGE2_STYLE_WEIGHT=${STAGE2_STYLE_WEIGHT:-10}
 FROM_SHIPPED=${FROM_SHIPPED:-0}
 
-# name|style file|display name|style weight
+# name|style file|display name|style weight|stage-2 steps of the shipped network (0: none yet)
 STYLES=(
-  "starry_night|starry_night.jpg|The Starry Night (Vincent van Gogh)|5"
-  "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5"
-  "great_wave|great_wave.jpg|The Great Wave off Kanagawa (Hokusai)|5"
-  "composition_vii|composition_vii.jpg|Composition VII (Wassily Kandinsky)|5"
-  "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5"
+  "starry_night|starry_night.jpg|The Starry Night (Vincent van Gogh)|5|400"
+  "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5|0"
+  "great_wave|great_wave.jpg|The Great Wave off Kanagawa (Hokusai)|5|0"
+  "composition_vii|composition_vii.jpg|Composition VII (Wassily Kandinsky)|5|0"
+  "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5|0"
 )
 
 # Where each painting comes from, for the model card (facts from ../shared/data/README.md):
@@ -90,10 +91,13 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2]
 
 wanted=("$@")
 for spec in "${STYLES[@]}"; do
-  IFS='|' read -r name file display style_weight <<<"$spec"
+  IFS='|' read -r name file display style_weight stage2_steps <<<"$spec"
+  stage2_steps=${STAGE2_STEPS:-${stage2_steps}}
   if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]]; then
     [ "${FROM_SHIPPED}" = 1 ] || train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STEPS}"
-    train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STAGE2_STEPS}" 2
+    if [ "${stage2_steps}" -gt 0 ]; then
+      train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${stage2_steps}" 2
+    fi
   fi
   if [ "${FROM_SHIPPED}" != 1 ] && [[ " ${RT_STYLES[*]} " =~ " ${name} " ]] && \
      { [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]] || [[ " ${wanted[*]} " =~ " ${name}_rt " ]]; }; then
