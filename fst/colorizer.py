@@ -34,7 +34,8 @@ from torch import nn
 
 from .color import lab_to_rgb_keep_lightness, merge_lab, rgb_to_gray_l
 from .colorizer_parts import (AB_RANGE, GLOBAL_INPUT_SIZE, L_RANGE, TOTAL_STRIDE, ConvBlock, LinearBlock,
-                              denormalize_ab, normalize_ab, normalize_lightness, scaled as _scaled)
+                              denormalize_ab, fold_batchnorms, global_view, normalize_ab, normalize_lightness,
+                              padded_lightness, scaled as _scaled)
 from .colorizer_vgg import VGGColorizerNet
 from .config import BaseConfig, check_choice, check_int, check_optional_str
 from .errors import ConfigError
@@ -247,19 +248,12 @@ class ColorizerNet(nn.Module):
         self.batchnorm_folded = False
 
     def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if lightness.dim() != 4 or lightness.shape[1] != 1:
-            raise ValueError(f"expected normalised L of shape Bx1xHxW, got {tuple(lightness.shape)}")
         height, width = lightness.shape[-2:]
-        pad_h, pad_w = (-height) % TOTAL_STRIDE, (-width) % TOTAL_STRIDE
-        padded = F.pad(lightness, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lightness
-        local = self.low_level(padded)
+        local = self.low_level(padded_lightness(lightness, TOTAL_STRIDE))
         if (height, width) == (GLOBAL_INPUT_SIZE, GLOBAL_INPUT_SIZE):
             global_low = local  # the paper's training setting: one low-level pass for both paths
         else:
-            # the unpadded input, so replicated borders do not skew the global view
-            resized = F.interpolate(lightness, size=(GLOBAL_INPUT_SIZE, GLOBAL_INPUT_SIZE),
-                                    mode="bilinear", align_corners=False, antialias=True)
-            global_low = self.low_level(resized)
+            global_low = self.low_level(global_view(lightness, GLOBAL_INPUT_SIZE))
         global_vector, class_features = self.global_features(global_low)
         fused = self.fusion(self.mid_level(local), global_vector)
         ab_half = self.colorization(fused)
@@ -274,10 +268,7 @@ class ColorizerNet(nn.Module):
         Switches to eval mode (folding uses the running statistics). Irreversible: the
         network can no longer be trained or saved in the Hub layout afterwards.
         """
-        self.eval()
-        for module in self.modules():
-            if isinstance(module, (ConvBlock, LinearBlock)):
-                module.fold_batchnorm()
+        fold_batchnorms(self)
         self.batchnorm_folded = True
         return self
 

@@ -3,6 +3,7 @@ inputs and outputs, and conv/linear -> batch norm -> ReLU blocks that fold for i
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: a*, b* are normalised as (ab + AB_RANGE) / (2 * AB_RANGE) -> [0, 1].
@@ -81,3 +82,25 @@ class LinearBlock(nn.Module):
 def scaled(channels: int, width: float) -> int:
     """``channels`` times the width multiplier, at least 1."""
     return max(1, round(channels * width))
+
+
+def padded_lightness(lightness: torch.Tensor, stride: int) -> torch.Tensor:
+    """Normalised L (Bx1xHxW, checked) replicate-padded so H and W are multiples of ``stride``."""
+    if lightness.dim() != 4 or lightness.shape[1] != 1:
+        raise ValueError(f"expected normalised L of shape Bx1xHxW, got {tuple(lightness.shape)}")
+    pad_h, pad_w = (-lightness.shape[-2]) % stride, (-lightness.shape[-1]) % stride
+    return F.pad(lightness, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lightness
+
+
+def global_view(lightness: torch.Tensor, size: int) -> torch.Tensor:
+    """The whole (unpadded) input resized to ``size`` x ``size``: what the global branch sees,
+    so replicated borders do not skew it."""
+    return F.interpolate(lightness, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def fold_batchnorms(network: nn.Module) -> None:
+    """Fold every :class:`ConvBlock` / :class:`LinearBlock` batch norm of ``network`` (eval mode first)."""
+    network.eval()
+    for module in network.modules():
+        if isinstance(module, (ConvBlock, LinearBlock)):
+            module.fold_batchnorm()

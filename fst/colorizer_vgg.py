@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .color import lab_to_rgb, merge_lab, rgb_to_lab
-from .colorizer_parts import ConvBlock, LinearBlock, normalize_ab, scaled
+from .colorizer_parts import (ConvBlock, LinearBlock, fold_batchnorms, global_view, normalize_ab,
+                              padded_lightness, scaled)
 from .vgg import VGG16Features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,18 +113,12 @@ class VGGColorizerNet(nn.Module):
         return self.output(colour), logits
 
     def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if lightness.dim() != 4 or lightness.shape[1] != 1:
-            raise ValueError(f"expected normalised L of shape Bx1xHxW, got {tuple(lightness.shape)}")
         height, width = lightness.shape[-2:]
-        pad_h, pad_w = (-height) % ENCODER_STRIDE, (-width) % ENCODER_STRIDE
-        padded = F.pad(lightness, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lightness
-        relu3_3, relu4_3 = self.encode(padded)
+        relu3_3, relu4_3 = self.encode(padded_lightness(lightness, ENCODER_STRIDE))
         if (height, width) == (GLOBAL_SIZE, GLOBAL_SIZE):
             global_relu4_3 = relu4_3
         else:
-            resized = F.interpolate(lightness, size=(GLOBAL_SIZE, GLOBAL_SIZE), mode="bilinear",
-                                    align_corners=False, antialias=True)
-            global_relu4_3 = self.encode(resized)[1]
+            global_relu4_3 = self.encode(global_view(lightness, GLOBAL_SIZE))[1]
         bin_logits, class_logits = self.head(relu3_3, relu4_3, global_relu4_3)
         ab = annealed_mean(bin_logits, self.centres, self.config.temperature)
         ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)[..., :height, :width]
@@ -131,10 +126,7 @@ class VGGColorizerNet(nn.Module):
 
     def fold_batchnorm(self) -> "VGGColorizerNet":
         """Fold every batch norm into the layer before it (inference only, irreversible)."""
-        self.eval()
-        for module in self.modules():
-            if isinstance(module, (ConvBlock, LinearBlock)):
-                module.fold_batchnorm()
+        fold_batchnorms(self)
         self.batchnorm_folded = True
         return self
 
