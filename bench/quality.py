@@ -191,7 +191,7 @@ def colorizer_markdown(result: dict) -> str:
         lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['ab_mse']:.1f} | {m['colourfulness']:.1f} |")
     cast = result.get("neutral_cast")
     if cast and cast["photos"]:
-        lines.append(f"\nNo colour cast: on the {cast['photos']} nearly gray scenes among them (mean chroma below "
+        lines.append(f"\nColour cast on neutral scenes: on the {cast['photos']} nearly gray scenes among them (mean chroma below "
                      f"{NEUTRAL_CHROMA:g}), the outputs' mean a*, b* is {cast['ours'][0]:+.1f}, {cast['ours'][1]:+.1f} "
                      f"(the originals': {cast['truth'][0]:+.1f}, {cast['truth'][1]:+.1f}).")
     return "\n".join(lines) + "\n"
