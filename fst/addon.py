@@ -51,9 +51,11 @@ class BaseRef:
 
 def resolve_base(source: str) -> BaseRef:
     """The reference to record for ``--base source``: a folder (absolute path), an embedded
-    default's name, or a Hub repo id pinned at the commit the Hub serves now."""
+    default's name, or a Hub repo id pinned at the commit the Hub serves now (or, when the Hub
+    cannot be reached, at the commit of the copy in the local Hub cache)."""
     from . import catalog
-    from .hub import _download_with_deadline, names_a_folder
+    from .errors import HubError
+    from .hub import _cached, _download_with_deadline, names_a_folder
 
     local = Path(source).expanduser()
     if local.is_dir() or names_a_folder(source):
@@ -61,7 +63,13 @@ def resolve_base(source: str) -> BaseRef:
     entry = catalog.find_entry(source)
     if entry is not None and source in (entry.name, entry.folder):
         return BaseRef(source)
-    config_path, _, _ = _download_with_deadline(source)
+    try:
+        config_path = _download_with_deadline(source)[0]
+    except HubError:
+        cached = _cached(source)
+        if cached is None:
+            raise
+        config_path = cached[0]
     revision = config_path.parent.name
     return BaseRef(source, revision if COMMIT.match(revision) else None)
 

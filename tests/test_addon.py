@@ -165,3 +165,10 @@ def test_a_hostile_or_missing_hub_base_is_refused(hub, published_base, bad_input
     rewrite_base(tmp_path / "addon", base="user/no-such-base", base_revision=None)
     with pytest.raises(HubError, match="cannot load the base network 'user/no-such-base'.*not found"):
         FastStyle.from_pretrained(tmp_path / "addon")
+
+
+def test_a_cached_hub_base_is_pinned_offline_too(published_base, dead_hub):
+    repo, _ = published_base
+    online = addon.resolve_base(repo)             # fetched into the (session) Hub cache
+    dead_hub("refuse")
+    assert addon.resolve_base(repo) == online and online.revision is not None and not online.folder
