@@ -26,6 +26,13 @@ AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bound
 DEFAULT_TILE = 768
 
 
+def auto_tile(x: torch.Tensor, tile: int | None) -> int | None:
+    """``tile``, or DEFAULT_TILE when none was asked for and x is above AUTO_TILE_PIXELS."""
+    if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
+        return DEFAULT_TILE
+    return tile
+
+
 class FastStyle(
     SafeHubMixin,
     nn.Module,
@@ -151,8 +158,7 @@ class FastStyle(
 
     def _run_maybe_tiled(self, x: torch.Tensor, tile: int | None) -> torch.Tensor:
         """The network on x (1x3xHxW, CPU), tiled when x is larger than ``tile`` or 4 Mpx."""
-        if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
-            tile = DEFAULT_TILE
+        tile = auto_tile(x, tile)
         if tile is not None and max(x.shape[-2:]) > tile:
             return tiled_apply(self.net, x, self._run, lambda _, styled: styled.float().cpu(), tile)
         return self._run(x).cpu()
@@ -229,9 +235,7 @@ class StyleRequest:
         tile = check_optional_size("tile", tile, 64)
         source = as_input(image)
         content = resize_max_side(source.tensor, max_side)
-        height, width = content.shape[-2:]
-        if tile is None and height * width > AUTO_TILE_PIXELS:
-            tile = DEFAULT_TILE
+        tile = auto_tile(content, tile)
         return cls(source, content, strength, tile, style_scale)
 
     @property
