@@ -49,6 +49,7 @@ from fst.app_video import VideoService
 from fst.hub import resolve_device
 from fst.errors import FstError
 from fst.paths import MODELS_DIR_ENV
+from fst.settings import enable_huge_pages
 
 logger = logging.getLogger("fst.app")
 
@@ -59,8 +60,8 @@ NO_STYLE = ("(none)", "")
 STYLIZE_DOC = ("Stylize a photo. Parameters: image (file), style (catalogue name such as 'starry_night', "
                "or a Hub repo id 'user/name'), strength (0..1), max_side (longer side of the output in px; "
                "larger photos are downscaled), preserve_colors (bool), style_scale (brush size 1..4: strokes grow "
-               "with it), blend_with (a second style, '' for none), mix (0..1: the second style's share). "
-               "Returns a PNG.")
+               "with it), blend_with (a second style, '' for none), mix (0..1: the second style's share), "
+               "style_image (optional file: any painting as the style, used instead of style). Returns a PNG.")
 SHEET_DOC = "The photo in every style on offer, as a labelled grid. Parameters: image (file). Returns a PNG."
 COLORIZE_DOC = ("Colorize a black-and-white photo at full resolution. Parameters: image (file), recolor "
                 "(bool: replace the colours of a colour photo), then_style (style to apply afterwards, '' for "
@@ -133,6 +134,7 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
     default_style = choices[0][1] if choices else None
     thumbs, thumb_keys = gallery_items(options)
     gpu_device = backend.device.type == "cuda"
+    arbitrary_ready = registry.arbitrary_entry() is not None
 
     # ------------------------------------------------------------------ handlers
     def shown(result):
@@ -143,10 +145,10 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
     @gpu
     @user_errors
-    def stylize(image, style, strength, max_side, preserve_colors, style_scale, blend_with, mix,
+    def stylize(image, style, strength, max_side, preserve_colors, style_scale, blend_with, mix, style_image=None,
                 progress=gr.Progress()):
         return shown(backend.stylize(image, style, strength, max_side, preserve_colors, style_scale, blend_with, mix,
-                                     progress=progress_callback(progress)))
+                                     style_image=style_image, progress=progress_callback(progress)))
 
     @gpu
     @user_errors
@@ -173,9 +175,10 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
     @gpu
     @user_errors
-    def webcam(frame, style, strength, resolution, blend, network, style_scale, blend_with, mix, session):
+    def webcam(frame, style, strength, resolution, blend, network, style_scale, blend_with, mix, painting, session):
         styled, session = backend.webcam_frame(frame, style, strength, resolution, blend, network, session,
-                                               style_scale=style_scale, blend_with=blend_with, mix=mix)
+                                               style_scale=style_scale, blend_with=blend_with, mix=mix,
+                                               style_image=painting)
         return (gr.skip() if styled is None else styled), session.summary(), session
 
     @user_errors
@@ -247,6 +250,9 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                                          allow_preview=False, object_fit="cover", buttons=[],
                                          elem_id="style-gallery")
                     style = style_dropdown(choices, value=default_style, label="Style", elem_id="style-dropdown")
+                    painting = gr.Image(label="…or your own painting as the style", type="filepath",
+                                        sources=["upload", "clipboard"], height=160, elem_id="style-image",
+                                        visible=arbitrary_ready)
                     with gr.Accordion("Load any style network from the Hub", open=False):
                         repo_box = gr.Textbox(label="Hub repo id", placeholder="user/vangogh", max_length=96)
                         load = gr.Button("Load from the Hub")
@@ -285,6 +291,9 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                 cam_mix = gr.Slider(0, 1, value=0, step=0.05, label="Mix", elem_id="webcam-mix",
                                     info="Share of the second style; styles of one multi-style network switch "
                                          "and mix without loading anything")
+            cam_painting = gr.Image(label="…or your own painting as the style (lower resolution on CPU)",
+                                    type="filepath", sources=["upload", "clipboard"], height=140,
+                                    elem_id="webcam-style-image", visible=arbitrary_ready)
             cam_stats = gr.Markdown("Press record to start.", elem_id="webcam-stats")
             session = gr.State()
 
@@ -330,7 +339,8 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
         # -------------------------------------------------------------- events
         # preprocess=False: uploads reach fst.imageio undecoded (Gradio would open them with PIL first).
-        run.click(stylize, [image_in, style, strength, max_side, preserve, brush, blend_with, mix], [result, pair],
+        run.click(stylize, [image_in, style, strength, max_side, preserve, brush, blend_with, mix, painting],
+                  [result, pair],
                   api_name="stylize", api_description=STYLIZE_DOC, preprocess=False, concurrency_id="compute",
                   concurrency_limit=settings.request_slots
                   ).success(lambda p: p, pair, compare, api_visibility="private", queue=False)
@@ -344,7 +354,7 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
         sheet_run.click(sheet, image_in, sheet_out, api_name="sheet", api_description=SHEET_DOC, preprocess=False,
                         concurrency_id="compute", concurrency_limit=settings.request_slots)
         cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, cam_brush,
-                            cam_blend_with, cam_mix, session],
+                            cam_blend_with, cam_mix, cam_painting, session],
                    [cam_out, cam_stats, session], stream_every=0.05,
                    time_limit=settings.webcam_seconds, concurrency_limit=settings.webcam_sessions,
                    concurrency_id="webcam", preprocess=False, show_progress="hidden", api_visibility="private")
@@ -379,6 +389,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the backend, warm it up, and serve the app."""
+    enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.models_dir is not None:

@@ -21,6 +21,7 @@ outputs on neutral scenes (held-out photos whose true colours are nearly gray).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -49,6 +50,8 @@ HELD_OUT = DATA / "photos" / "bsds500" / "val"
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Style photos start after the colorizer's neutral-scene search range, at a fixed offset.
 FIRST_STYLE_PHOTO = 10
+#: Held-out photos used as styles of the any-painting network (after the evaluated ones).
+PHOTO_STYLES_FIRST = 60
 SECTION = "## Quality on held-out photos"
 
 
@@ -91,10 +94,9 @@ def gatys_reference(style_name: str, style: torch.Tensor, photo: torch.Tensor, p
     return image, seconds
 
 
-def evaluate_style(entry, photos, paths, vgg, gatys_steps: int) -> dict:
-    model = FastStyle.from_pretrained(entry.path, device="cpu")
+def style_scores(stylize, style_name: str, style: torch.Tensor, photos, paths, vgg, gatys_steps: int) -> dict:
+    """Losses, closure and content ratio of ``stylize`` (photo -> styled) against Gatys with ``style``."""
     weights = LossWeights()
-    style = from_uint8_array(np.asarray(imageio.read_image(entry.path / "style.jpg")))
     style = resize_max_side(style, max(photos[0].shape[-2:]))
     grams = style_grams(vgg, style, weights.style_layers)
     rows: dict[str, list] = {"photo": [], "network": [], "gatys": []}
@@ -102,10 +104,10 @@ def evaluate_style(entry, photos, paths, vgg, gatys_steps: int) -> dict:
     for photo, path in zip(photos, paths):
         rows["photo"].append(losses(vgg, photo, photo, grams, weights))
         start = time.perf_counter()
-        styled = model.stylize(photo)
+        styled = stylize(photo)
         times["network"].append(time.perf_counter() - start)
         rows["network"].append(losses(vgg, styled, photo, grams, weights))
-        reference, seconds = gatys_reference(entry.name, style, photo, path, gatys_steps, weights, vgg)
+        reference, seconds = gatys_reference(style_name, style, photo, path, gatys_steps, weights, vgg)
         if math.isfinite(seconds):
             times["gatys"].append(seconds)
         rows["gatys"].append(losses(vgg, reference, photo, grams, weights))
@@ -114,13 +116,44 @@ def evaluate_style(entry, photos, paths, vgg, gatys_steps: int) -> dict:
     layer_closures = np.nanmean([[closure(*values) for values in zip(p["per_layer"], n["per_layer"], g["per_layer"])]
                                  for p, n, g in zip(*rows.values())], axis=0)
     content_ratio = float(np.mean([n["content"] / g["content"] for n, g in zip(rows["network"], rows["gatys"])]))
-    large = resize_max_side(load_photos(1, 512)[0], 512)
     seconds = {k: float(np.mean(v)) if v else float("nan") for k, v in times.items()}
     return {"losses": mean, "closure": float(np.nanmean(closures)), "layer_closure": layer_closures.tolist(),
-            "content_ratio": content_ratio, "artefacts_512px": float(periodic_peak(model.stylize(large))),
-            "photo_artefacts_512px": float(periodic_peak(large)), "seconds": seconds,
+            "content_ratio": content_ratio, "seconds": seconds,
             "speedup": seconds["gatys"] / max(seconds["network"], 1e-9),
             "photos": len(photos), "gatys_steps": gatys_steps, "size": int(max(photos[0].shape[-2:]))}
+
+
+def evaluate_style(entry, photos, paths, vgg, gatys_steps: int) -> dict:
+    model = FastStyle.from_pretrained(entry.path, device="cpu")
+    style = from_uint8_array(np.asarray(imageio.read_image(entry.path / "style.jpg")))
+    result = style_scores(model.stylize, entry.name, style, photos, paths, vgg, gatys_steps)
+    large = resize_max_side(load_photos(1, 512)[0], 512)
+    return {**result, "artefacts_512px": float(periodic_peak(model.stylize(large))),
+            "photo_artefacts_512px": float(periodic_peak(large))}
+
+
+def evaluate_arbitrary(entry, photos, paths, vgg, gatys_steps: int, paintings: int, photo_styles: int) -> dict:
+    """The any-painting network with each of ``paintings`` paintings of shared/data/styles (none
+    is used in its training) and ``photo_styles`` held-out photos (not the evaluated ones) as styles."""
+    from fst import ArbitraryStyle
+
+    model = ArbitraryStyle.from_pretrained(entry.path, device="cpu")
+    styles = {f"painting-{p.stem}": p for p in sorted((DATA / "styles").glob("*.jpg"))[:paintings]}
+    styles.update({f"photo-{p.stem}": p for p in held_out_paths(photo_styles, first=PHOTO_STYLES_FIRST)})
+    per_style = {}
+    for name, path in styles.items():
+        style = from_uint8_array(np.asarray(imageio.read_image(path)))
+        # The style image at the photos' scale, as for the Gatys reference.
+        stylize = functools.partial(model.stylize, style=style, style_size=max(photos[0].shape[-2:]))
+        per_style[name] = style_scores(stylize, name, style, photos, paths, vgg, gatys_steps)
+        print(f"  {name}: closure {per_style[name]['closure']:.2f}, content {per_style[name]['content_ratio']:.2f}x")
+    large = resize_max_side(load_photos(1, 512)[0], 512)
+    first = next(iter(styles.values()))
+    return {"styles": per_style, "closure": float(np.mean([r["closure"] for r in per_style.values()])),
+            "content_ratio": float(np.mean([r["content_ratio"] for r in per_style.values()])),
+            "artefacts_512px": float(periodic_peak(model.stylize(large, style=first))),
+            "photo_artefacts_512px": float(periodic_peak(large)), "photos": len(photos),
+            "gatys_steps": gatys_steps, "size": int(max(photos[0].shape[-2:]))}
 
 
 def evaluate_colorizer(entry, photos) -> dict:
@@ -184,6 +217,19 @@ def style_markdown(result: dict) -> str:
             f"{result['artefacts_512px']:.1f} (the photo: {result['photo_artefacts_512px']:.1f}).{speedup}\n")
 
 
+def arbitrary_markdown(result: dict) -> str:
+    lines = [f"{SECTION}\n", f"Mean over {result['photos']} held-out BSDS500 val photos at {result['size']} px, against "
+             f"Gatys et al. ({result['gatys_steps']} L-BFGS steps) with the same style image (`python bench/quality.py`). "
+             "No painting or photo used as a style here was seen in training.\n",
+             "| style | closure | content vs Gatys | time per image |", "|---|---|---|---|"]
+    for name, r in result["styles"].items():
+        lines.append(f"| {name} | {r['closure']:.2f} | {r['content_ratio']:.2f}x | {r['seconds']['network'] * 1000:.0f} ms |")
+    lines.append(f"| **mean** | **{result['closure']:.2f}** | **{result['content_ratio']:.2f}x** | |")
+    lines.append(f"\nPeriodic-artefact score at 512 px: {result['artefacts_512px']:.1f} "
+                 f"(the photo: {result['photo_artefacts_512px']:.1f}).")
+    return "\n".join(lines) + "\n"
+
+
 def colorizer_markdown(result: dict) -> str:
     lines = [f"{SECTION}\n", f"Mean over {result['photos']} held-out BSDS500 val photos (`python bench/quality.py`):\n",
              "| method | PSNR (dB) | SSIM | ab MSE | colourfulness |", "|---|---|---|---|---|"]
@@ -215,12 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="longer side of the photos")
     parser.add_argument("--gatys-steps", type=int, default=300)
     parser.add_argument("--colorizer-photos", type=int, default=40, help="held-out photos for the colorizer")
+    parser.add_argument("--paintings", type=int, default=8, help="paintings as styles of the any-painting network")
+    parser.add_argument("--photo-styles", type=int, default=2, help="held-out photos as styles of that network")
     parser.add_argument("--write-cards", action="store_true", help="update the models' cards")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="catalogue entries to evaluate (default: all); other results are kept")
     args = parser.parse_args(argv)
     if args.quick:
         args.photos, args.size, args.gatys_steps, args.colorizer_photos = 2, 192, 50, 8
+        args.paintings, args.photo_styles = 2, 1
     torch.set_num_threads(max(1, torch.get_num_threads()))
     photos, paths = load_photos(args.photos, args.size), held_out_paths(args.photos)
     vgg = load_vgg16()
@@ -232,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         if entry.kind == "style":
             report[entry.name] = evaluate_style(entry, photos, paths, vgg, args.gatys_steps)
             section = style_markdown(report[entry.name])
+        elif entry.kind == "arbitrary":
+            report[entry.name] = evaluate_arbitrary(entry, photos, paths, vgg, args.gatys_steps, args.paintings,
+                                                    args.photo_styles)
+            section = arbitrary_markdown(report[entry.name])
         else:
             report[entry.name] = evaluate_colorizer(entry, load_photos(args.colorizer_photos, 512, first=0))
             section = colorizer_markdown(report[entry.name])

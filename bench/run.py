@@ -402,9 +402,20 @@ def machine() -> dict:
 
     from fst.runtime import cpu_features
 
-    return {**cpu_features(), "python": platform.python_version(), "torch": torch.__version__,
+    features = cpu_features()
+    return {**features, "isa": isa_level(features), "python": platform.python_version(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "platform": platform.platform(),
             "load_average_at_start": os.getloadavg()}
+
+
+def isa_level(features: dict) -> str:
+    """The CPU's vector ISA level, from its /proc/cpuinfo flags: AVX-512, AVX2 or other - figures of
+    machines of different levels are not comparable (oneDNN and NNPACK pick kernels by it)."""
+    if features.get("avx512f"):
+        return "AVX-512"
+    if features.get("avx2"):
+        return "AVX2"
+    return "other (no AVX2)"
 
 
 def peer_status() -> str:
@@ -417,6 +428,9 @@ def peer_status() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fst.settings import enable_huge_pages
+
+    enable_huge_pages()   # measured as the app and the fst command run: with huge pages (unless set to 0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (< 5 min on 2 cores)")
     parser.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,<cores>)")
@@ -442,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (3 if quick else 7)
     info = machine()
     results: dict = {"machine": info, "quick": quick, "threads": threads, "peer": peer_status()}
+    print(f"# CPU: {info['model']}; ISA: {info['isa']} (PyTorch CPU kernels: {info['torch_capability']})")
     print(f"# fast-style benchmarks ({'quick' if quick else 'full'}) on {info['model']}, {info['cores']} cores, "
           f"torch {info['torch']} (CPU capability {info['torch_capability']}), onnxruntime {info['onnxruntime']}")
     print(f"# AVX-512: {info['avx512f']}, AVX512-BF16: {info['avx512_bf16']}, AMX: {info['amx_bf16']}; "

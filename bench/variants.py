@@ -86,6 +86,9 @@ def markdown(rows: list[dict], photos: int, size: int, threads: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fst.settings import enable_huge_pages
+
+    enable_huge_pages()   # measured as the app and the fst command run: with huge pages (unless set to 0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="trained model folders; the first is the baseline")
     parser.add_argument("--photos", type=int, default=8)

@@ -2,16 +2,12 @@
 
 >>> from fst import FastStyle
 >>> FastStyle.from_pretrained("models/starry_night")(image)
+
+Importing fst changes nothing in the process. Programs that run many CPU inferences can call
+:func:`fst.settings.enable_huge_pages` first, as the app, the ``fst`` command and the training
+scripts do (1.3x faster at 640x480).
 """
 from __future__ import annotations
-
-import os
-
-# PyTorch's own switch (read at its first large CPU allocation): tensors of 2 MB and more
-# go on transparent huge pages, so each fresh 40 MB activation costs ~20 page faults
-# instead of ~10,000. 1.3x faster CPU inference at 640x480 (BENCHMARKS.md). Set it to 0
-# before importing fst to opt out.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from .errors import (ConfigError, FstError, HubError, HubUnreachable, InvalidImageError, ModelLoadError,
                      NonFiniteOutputError, RepoNotFoundError, StyleError)
@@ -22,14 +18,18 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Colorizer pulls in more code; import it on first use.
+    # Colorizer and ArbitraryStyle pull in more code; import them on first use.
     if name == "Colorizer":
         from .colorizer import Colorizer
 
         return Colorizer
+    if name == "ArbitraryStyle":
+        from .arbitrary import ArbitraryStyle
+
+        return ArbitraryStyle
     raise AttributeError(name)
 
 
-__all__ = ["FastStyle", "Colorizer", "TransformerNet", "TransformerConfig", "ARCHITECTURES",
+__all__ = ["FastStyle", "Colorizer", "ArbitraryStyle", "TransformerNet", "TransformerConfig", "ARCHITECTURES",
            "config_for_arch", "FstError", "InvalidImageError", "ModelLoadError", "ConfigError", "HubError",
            "NonFiniteOutputError", "HubUnreachable", "RepoNotFoundError", "StyleError"]

@@ -55,7 +55,7 @@ def resolve_base(source: str) -> BaseRef:
     cannot be reached, at the commit of the copy in the local Hub cache)."""
     from . import catalog
     from .errors import HubError
-    from .hub import _cached, _download_with_deadline, names_a_folder
+    from .hub import cached_download, download_with_deadline, names_a_folder
 
     local = Path(source).expanduser()
     if local.is_dir() or names_a_folder(source):
@@ -64,9 +64,9 @@ def resolve_base(source: str) -> BaseRef:
     if entry is not None and source in (entry.name, entry.folder):
         return BaseRef(source)
     try:
-        config_path = _download_with_deadline(source)[0]
+        config_path = download_with_deadline(source)[0]
     except HubError:
-        cached = _cached(source)
+        cached = cached_download(source)
         if cached is None:
             raise
         config_path = cached[0]
@@ -74,25 +74,25 @@ def resolve_base(source: str) -> BaseRef:
     return BaseRef(source, revision if COMMIT.match(revision) else None)
 
 
-def create(base: str, names: Sequence[str], **metadata: Any) -> Any:
-    """A new add-on ``FastStyle`` on ``base`` (a folder, an embedded default's name or a Hub repo id,
-    loaded safely and pinned at its current commit) with one norm row per style of ``names``.
+def create(model_class: Any, base: str, names: Sequence[str], **metadata: Any) -> Any:
+    """A new add-on of ``model_class`` (:class:`fst.FastStyle`) on ``base`` (a folder, an embedded
+    default's name or a Hub repo id, loaded safely with ``model_class.from_pretrained`` and pinned at
+    its current commit) with one norm row per style of ``names``.
 
     The rows start from the mean of the base's rows; they are the only parameters that take
     gradients (everything else is the base's, frozen). ``metadata``: further config fields
     (style_name, loss_network, training).
     """
-    from .faststyle import FastStyle
     from .transformer import TransformerConfig, norm_parameter_names
 
     reference = resolve_base(base)
-    network = FastStyle.from_pretrained(base, revision=reference.revision, device="cpu")
+    network = model_class.from_pretrained(base, revision=reference.revision, device="cpu")
     if network.config.base:
         raise ConfigError(f"{base} is itself an add-on; give the multi-style network it was trained on "
                           f"({network.config.base})")
     config = TransformerConfig(arch=network.config.arch, **network.config.structure, style_names=list(names),
                                base=reference.base, base_revision=reference.revision, **metadata)
-    model = FastStyle(config)
+    model = model_class(config)
     copy_weights(model, network.state_dict())
     norms = set(norm_parameter_names(model.net))
     for name, parameter in model.net.named_parameters():

@@ -40,12 +40,13 @@ from .color import chroma_spread
 from .errors import FstError, InvalidImageError, ModelLoadError
 from .faststyle import FastStyle
 from .hub import resolve_device
-from . import hub_access
+from . import settings
 from .hub_access import check_reachable, network_errors, remember_outage
 from .mixing import stylize_mix, unbind
 from .model_card import MAX_CARD_BYTES, read_card_metadata
 from .multistyle import STYLE_NAME
 from .paths import models_dir
+from .settings import env_int
 from .sheet import expand, render_sheet
 from .temporal import temporal_blend
 
@@ -60,9 +61,10 @@ TILE = 1024                            # stylize outputs with a side above TILE_
 TILE_ABOVE = 1280
 #: Brush sizes the app offers (fst.brush allows up to 8), and the fine detail put back above 1.
 MAX_APP_STYLE_SCALE = 4.0
+ARBITRARY_WEBCAM_SIDE = 256            # any-painting webcam frames on CPU: at most this size (longer side)
 BRUSH_DETAIL = 0.5
 MAX_CUSTOM_MODELS = 16                 # user-pasted repo ids remembered for the style lists
-MAX_FAILED_MODELS = 256                # Hub ids that failed to load, remembered for HUB_RETRY_AFTER seconds
+MAX_FAILED_MODELS = 256                # Hub ids that failed to load, remembered for $FST_HUB_RETRY_AFTER seconds
 MONOCHROME_TOLERANCE = 4.0             # chroma spread (CIE Lab) below which a photo counts as black and white
 
 Progress = Callable[[float, str], None]
@@ -89,20 +91,10 @@ def user_message(error: BaseException) -> str:
 # --------------------------------------------------------------------------- settings
 
 
-def _env_int(name: str, default: int, low: int = 1) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return max(low, int(raw))
-    except ValueError:
-        logger.warning("ignoring %s=%r (not an integer); using %d", name, raw, default)
-        return default
-
-
 @dataclasses.dataclass(frozen=True)
 class AppSettings:
-    """Serving limits (environment variables in brackets); defaults depend on the device."""
+    """Serving limits (environment variables in brackets, read by :func:`fst.settings.env_int` when
+    :meth:`from_env` is called); defaults depend on the device."""
 
     concurrency: int          # image/colorize jobs run at once [FST_CONCURRENCY]
     queue_size: int           # waiting jobs before "queue full" [FST_QUEUE_SIZE]
@@ -130,15 +122,15 @@ class AppSettings:
     def from_env(cls, device: torch.device) -> "AppSettings":
         gpu = device.type == "cuda"
         return cls(
-            concurrency=_env_int("FST_CONCURRENCY", 4 if gpu else 1),
-            queue_size=_env_int("FST_QUEUE_SIZE", 32 if gpu else 16),
-            webcam_sessions=_env_int("FST_WEBCAM_SESSIONS", 4 if gpu else 2),
-            webcam_seconds=_env_int("FST_WEBCAM_SECONDS", 120, low=5),
-            max_side=_env_int("FST_MAX_SIDE", 4096 if gpu else 2048, low=64),
-            cache_size=_env_int("FST_MODEL_CACHE", 8),
-            colorize_max_pixels=_env_int("FST_COLORIZE_MAX_PIXELS", 16_000_000, low=65_536),
-            temp_ttl=_env_int("FST_TEMP_TTL", 3600, low=2),
-            hub_downloads=_env_int("FST_HUB_DOWNLOADS", 4, low=0),
+            concurrency=env_int("FST_CONCURRENCY", 4 if gpu else 1),
+            queue_size=env_int("FST_QUEUE_SIZE", 32 if gpu else 16),
+            webcam_sessions=env_int("FST_WEBCAM_SESSIONS", 4 if gpu else 2),
+            webcam_seconds=env_int("FST_WEBCAM_SECONDS", 120, low=5),
+            max_side=env_int("FST_MAX_SIDE", 4096 if gpu else 2048, low=64),
+            cache_size=env_int("FST_MODEL_CACHE", 8),
+            colorize_max_pixels=env_int("FST_COLORIZE_MAX_PIXELS", 16_000_000, low=65_536),
+            temp_ttl=env_int("FST_TEMP_TTL", 3600, low=2),
+            hub_downloads=env_int("FST_HUB_DOWNLOADS", 4, low=0),
         )
 
 
@@ -151,13 +143,15 @@ def configure_torch(device: torch.device) -> int:
     if device.type != "cpu":
         return torch.get_num_threads()
     cores = os.cpu_count() or 1
-    threads = _env_int("FST_TORCH_THREADS", max(1, cores - 1))
+    threads = env_int("FST_TORCH_THREADS", max(1, cores - 1))
     torch.set_num_threads(threads)
     return threads
 
 
 def device_summary(device: torch.device) -> str:
-    """One line for the footer, e.g. ``NVIDIA H100 (CUDA, fp16, channels_last)`` or ``CPU (15 threads)``."""
+    """What the app's footer says the networks run on: on CUDA the GPU's name with how style
+    networks run there (fp16 autocast, channels_last memory), e.g. ``NVIDIA H100 (CUDA, fp16,
+    channels_last)``; on CPU torch's thread count (see :func:`configure_torch`), e.g. ``CPU (15 threads)``."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, fp16, channels_last)"
     threads = torch.get_num_threads()
@@ -302,6 +296,10 @@ class ModelRegistry:
     def colorizer_entry(self) -> CatalogEntry | None:
         """The catalogue's colorizer, or None while none is installed."""
         return next((e for e in load_catalog() if e.kind == "colorizer"), None)
+
+    def arbitrary_entry(self) -> CatalogEntry | None:
+        """The catalogue's any-painting network, or None while none is installed."""
+        return next((e for e in load_catalog() if e.kind == "arbitrary"), None)
 
     def _entry_thumbnail(self, entry: CatalogEntry) -> np.ndarray | None:
         path = entry.style_image_path
@@ -453,6 +451,17 @@ class ModelRegistry:
             progress(0.1, f"Loading {entry.display_name}…")
         return self._cache.get(cache_key)
 
+    def load_arbitrary(self, progress: Progress | None = None):
+        """The catalogue's any-painting network (:class:`fst.arbitrary.ArbitraryStyle`), cached."""
+        entry = self.arbitrary_entry()
+        if entry is None:
+            raise AppError(f"No any-painting network is installed (no entry of kind 'arbitrary' in "
+                           f"{models_dir()}/catalog.json); choose a style from the list instead.")
+        cache_key = ("arbitrary", entry.name)
+        if cache_key not in self._cache and progress is not None:
+            progress(0.1, f"Loading {entry.display_name}…")
+        return self._cache.get(cache_key)
+
     def _load(self, cache_key: Hashable) -> Any:
         kind, source = cache_key  # type: ignore[misc]
         started = time.perf_counter()
@@ -460,17 +469,22 @@ class ModelRegistry:
             from .colorizer import Colorizer
 
             model = Colorizer.from_pretrained(source, device=self.device).fold_batchnorm()
+        elif kind == "arbitrary":
+            from .arbitrary import ArbitraryStyle
+
+            model = ArbitraryStyle.from_pretrained(source, device=self.device)
         else:
             model = FastStyle.from_pretrained(source, device=self.device)
         logger.info("loaded %s %s on %s in %.2f s", kind, source, self.device, time.perf_counter() - started)
         return model
 
     def _raise_if_failed_recently(self, repo_id: str) -> None:
-        """Answer at once for a Hub id that failed to load within the last HUB_RETRY_AFTER seconds
-        (unknown, unreachable, broken): the same error, without another Hub request."""
+        """Answer at once for a Hub id that failed to load within the last ``$FST_HUB_RETRY_AFTER``
+        seconds (unknown, unreachable, broken): the same error, without another Hub request."""
+        retry_after = settings.hub_retry_after()
         with self._lock:
             failure = self._failed.get(repo_id)
-            if failure is not None and time.monotonic() - failure[0] > hub_access.HUB_RETRY_AFTER:
+            if failure is not None and time.monotonic() - failure[0] > retry_after:
                 del self._failed[repo_id]
                 failure = None
         if failure is not None:
@@ -586,21 +600,35 @@ def _escape_markdown(text: str) -> str:
 # --------------------------------------------------------------------------- images
 
 
-def decode_upload(payload: Any, *, max_pixels: int | None = None) -> Image.Image:
+def decode_upload(payload: Any, *, max_pixels: int | None = None, what: str = "photo") -> Image.Image:
     """An RGB image from whatever the UI or API delivered, decoded safely by fst.imageio.
 
     Accepts Gradio's file payload (``{"path": ...}`` or a ``data:`` URL), a file path,
-    a PIL image or a numpy array. Raises :class:`fst.errors.FstError` with a clear message.
+    a PIL image or a numpy array. Raises :class:`fst.errors.FstError` with a clear message;
+    ``what`` names the upload in it (a "photo", a "painting").
     """
-    if payload is None or (isinstance(payload, (str, dict)) and not payload):
-        raise AppError("No image: upload a photo (PNG or JPEG) first.")
+    if _is_empty(payload):
+        raise AppError(f"No image: upload a {what} (PNG or JPEG) first.")
+    try:
+        return _decode(payload, max_pixels)
+    except FstError as exc:
+        if what == "photo":
+            raise
+        raise InvalidImageError(f"The {what} cannot be used: {exc}") from None
+
+
+def _is_empty(payload: Any) -> bool:
+    return payload is None or (isinstance(payload, (str, dict)) and not payload)
+
+
+def _decode(payload: Any, max_pixels: int | None) -> Image.Image:
     if isinstance(payload, dict):
         path, url = payload.get("path"), payload.get("url")
         if isinstance(path, str) and path:
             return imageio.read_image(path, max_pixels=max_pixels)
         if isinstance(url, str) and url.startswith("data:"):
             return imageio.read_image(_data_url_bytes(url), max_pixels=max_pixels)
-        raise AppError("No image data received; upload the photo again.")
+        raise AppError("No image data received; upload the image again.")
     if isinstance(payload, str) and payload.startswith("data:"):
         return imageio.read_image(_data_url_bytes(payload), max_pixels=max_pixels)
     return imageio.read_image(payload, max_pixels=max_pixels)
@@ -644,14 +672,16 @@ def is_monochrome(array: np.ndarray, tolerance: float = MONOCHROME_TOLERANCE) ->
     return chroma_spread(array) < tolerance
 
 
-def _number(name: str, value: Any, low: float, high: float) -> float:
+def check_number(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` (a request's field ``name``) as a float in ``[low, high]``, else an AppError for the user."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
         raise AppError(f"{name} must be a number between {low:g} and {high:g}, got {str(value)[:40]!r}")
     return float(value)
 
 
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    number = _number(name, value, low, high)
+def check_integer(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` (a request's field ``name``) as a whole number in ``[low, high]``, else an AppError."""
+    number = check_number(name, value, low, high)
     if number != int(number):
         raise AppError(f"{name} must be a whole number, got {value!r}")
     return int(number)
@@ -674,8 +704,10 @@ class WebcamSession:
     """Per-session streaming state of the webcam tab.
 
     Frames styled and skipped, smoothed frames per second and latency, the previous styled
-    frame with the ``style|network`` choice that made it (the temporal blend only mixes
-    frames of one choice), and the network that styled the last frame.
+    frame with the key of the choice that made it (``style|blend_with|network``, or
+    ``painting|<upload>`` for an uploaded painting: the temporal blend only mixes frames of
+    one choice, and moving the mix keeps the key), the network that styled the last frame,
+    and the uploaded painting's statistics (computed once per upload).
     """
 
     frames: int = 0
@@ -684,8 +716,9 @@ class WebcamSession:
     latency_ms: float = 0.0
     last_frame_at: float | None = None
     previous: np.ndarray | None = dataclasses.field(default=None, repr=False)
-    previous_style: str | None = None   # "style|network" of ``previous``
+    previous_style: str | None = None   # the choice's key of ``previous`` (see above)
     network: str = ""   # the network that styled the last frame, e.g. "starry_night_rt"
+    painting: tuple[str, Any] | None = dataclasses.field(default=None, repr=False)   # (upload key, its statistics)
 
     def summary(self) -> str:
         """E.g. ``starry_night_rt · 12.3 fps · 41 ms per frame · 250 frames · 2 skipped``."""
@@ -711,16 +744,22 @@ class AppBackend:
     # ------------------------------------------------------------------ image tab
     def stylize(self, image: Any, style: Any, strength: Any = 1.0, max_side: Any = 1024,
                 preserve_colors: Any = False, style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0,
-                progress: Progress | None = None) -> Result:
+                style_image: Any = None, progress: Progress | None = None) -> Result:
         """Stylize one upload; the result's longer side is at most ``max_side``; strokes are
         ``style_scale`` times the network's own size. With ``blend_with`` (another style) and
-        ``mix`` > 0 the two styles are mixed ``1 - mix : mix`` (see :func:`fst.mixing.stylize_mix`)."""
-        strength = _number("strength", strength, 0.0, 1.0)
-        style_scale = _number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
-        max_side = _integer("output size", max_side, 64, self.settings.max_side)
-        mix = _number("mix", mix, 0.0, 1.0)
-        model = self.registry.load_style(style, progress=progress)
-        second = self._second_style(blend_with, mix, "full", progress)
+        ``mix`` > 0 the two styles are mixed ``1 - mix : mix`` (see :func:`fst.mixing.stylize_mix`).
+        With ``style_image`` (an uploaded painting) that painting is the style instead, through
+        the any-painting network (:mod:`fst.arbitrary`)."""
+        strength = check_number("strength", strength, 0.0, 1.0)
+        style_scale = check_number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
+        max_side = check_integer("output size", max_side, 64, self.settings.max_side)
+        mix = check_number("mix", mix, 0.0, 1.0)
+        painting = None if _is_empty(style_image) else decode_upload(style_image, what="painting")
+        if painting is None:
+            model = self.registry.load_style(style, progress=progress)
+            second = self._second_style(blend_with, mix, "full", progress)
+        else:
+            model = self.registry.load_arbitrary(progress)
         picture = decode_upload(image)
         notes = []
         if max(picture.size) > max_side:
@@ -729,6 +768,12 @@ class AppBackend:
             picture = downscale(picture, max_side)
         content = np.asarray(picture)
         tile = TILE if max(picture.size) > TILE_ABOVE else None
+        if painting is not None:
+            with self.compute_slots:
+                styled = model.stylize(content, style=painting, strength=strength,
+                                       preserve_color=bool(preserve_colors), tile=tile, style_scale=style_scale)
+            return Result(content, styled, notes + ["Styled with your painting (the style list and mix are "
+                                                    "not used while a painting is uploaded)."])
         with self.compute_slots:
             styled = stylize_mix(model, second, mix, content, strength=strength, preserve_color=bool(preserve_colors),
                                  tile=tile, style_scale=style_scale, detail=BRUSH_DETAIL if style_scale > 1 else 0.0)
@@ -770,7 +815,7 @@ class AppBackend:
     def colorize(self, image: Any, recolor: Any = False, then_style: Any = None, strength: Any = 1.0,
                  progress: Progress | None = None) -> Result:
         """Colorize a black-and-white photo at full resolution, optionally stylizing it afterwards."""
-        strength = _number("strength", strength, 0.0, 1.0)
+        strength = check_number("strength", strength, 0.0, 1.0)
         colorizer = self.registry.load_colorizer(progress)
         style_model = self.registry.load_style(then_style, progress=progress) if then_style else None
         picture = decode_upload(image)
@@ -805,36 +850,49 @@ class AppBackend:
 
     def webcam_frame(self, frame: Any, style: Any, strength: Any = 1.0, resolution: Any = 320,
                      blend: Any = 0.0, network: str = "auto", session: WebcamSession | None = None,
-                     style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0
+                     style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0, style_image: Any = None
                      ) -> tuple[np.ndarray | None, WebcamSession]:
         """Stylize one webcam frame. Returns (styled frame or None to skip it, session).
 
         ``blend_with`` and ``mix`` mix in a second style as in :meth:`stylize`: two styles of one
-        multi-style network switch and mix at no cost (one network, loaded once). Empty or
+        multi-style network switch and mix at no cost (one network, loaded once). With
+        ``style_image`` (an uploaded painting) the any-painting network styles the frames, at
+        most ARBITRARY_WEBCAM_SIDE px on CPU; the painting is decoded once per session. Empty or
         undecodable frames are counted and skipped; the stream goes on.
         """
         session = session if isinstance(session, WebcamSession) else WebcamSession()
         started = time.perf_counter()
-        strength = _number("strength", strength, 0.0, 1.0)
-        resolution = _integer("resolution", resolution, 64, self.settings.max_side)
-        blend = _number("smoothing", blend, 0.0, 0.95)
-        style_scale = _number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
-        mix = _number("mix", mix, 0.0, 1.0)
-        variant = self.webcam_network(network)
-        model = self.registry.load_style(style, variant=variant)
-        second = self._second_style(blend_with, mix, variant)
+        strength = check_number("strength", strength, 0.0, 1.0)
+        resolution = check_integer("resolution", resolution, 64, self.settings.max_side)
+        blend = check_number("smoothing", blend, 0.0, 0.95)
+        style_scale = check_number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
+        mix = check_number("mix", mix, 0.0, 1.0)
+        if _is_empty(style_image):
+            variant = self.webcam_network(network)
+            model = self.registry.load_style(style, variant=variant)
+            second = self._second_style(blend_with, mix, variant)
+        else:
+            painting = self._session_painting(style_image, session)
+            if self.device.type != "cuda":
+                resolution = min(resolution, ARBITRARY_WEBCAM_SIDE)
         try:
             content = np.asarray(downscale(decode_upload(frame), resolution))
         except FstError as exc:
             session.skipped += 1
             logger.debug("webcam frame skipped: %s", exc)
             return None, session
-        styled = stylize_mix(model, second, mix, content, strength=strength, style_scale=style_scale)
-        key = f"{style}|{blend_with}|{network}"   # a new pair restarts the smoothing; moving the mix does not
+        if _is_empty(style_image):
+            styled = stylize_mix(model, second, mix, content, strength=strength, style_scale=style_scale)
+            key = f"{style}|{blend_with}|{network}"   # a new pair restarts the smoothing; moving the mix does not
+        else:
+            styled = self.registry.load_arbitrary().stylize(content, style=painting, strength=strength,
+                                                            style_scale=style_scale)
+            key, session.network = f"painting|{session.painting[0]}", "any painting"
         previous = session.previous if session.previous_style == key else None
         styled = temporal_blend(styled, previous, blend)
         session.previous, session.previous_style = styled, key
-        session.network = self.registry.resolve_style(style, variant)[0]
+        if _is_empty(style_image):
+            session.network = self.registry.resolve_style(style, variant)[0]
         now = time.perf_counter()
         latency = (now - started) * 1000
         session.latency_ms = latency if session.frames == 0 else 0.8 * session.latency_ms + 0.2 * latency
@@ -844,6 +902,14 @@ class AppBackend:
         session.last_frame_at = now
         session.frames += 1
         return styled, session
+
+    def _session_painting(self, upload: Any, session: WebcamSession) -> Any:
+        """The statistics of the uploaded painting, decoded and computed once per session and upload."""
+        key = upload.get("path") if isinstance(upload, dict) else upload if isinstance(upload, str) else None
+        if key is None or session.painting is None or session.painting[0] != key:
+            stats = self.registry.load_arbitrary().style_statistics(decode_upload(upload, what="painting"))
+            session.painting = (str(key or id(upload)), stats)
+        return session.painting[1]
 
     # ------------------------------------------------------------------ start-up
     def warm_up(self) -> None:
@@ -868,5 +934,5 @@ class AppBackend:
 
 
 __all__ = ["AppBackend", "AppError", "AppSettings", "ColorizerUnavailable", "ModelCache", "ModelRegistry",
-           "Result", "StyleOption", "WebcamSession", "configure_torch", "decode_upload", "device_summary",
-           "downscale", "is_monochrome", "thumbnail", "user_message"]
+           "Result", "StyleOption", "WebcamSession", "check_integer", "check_number", "configure_torch",
+           "decode_upload", "device_summary", "downscale", "is_monochrome", "thumbnail", "user_message"]

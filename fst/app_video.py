@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .app_backend import AppBackend, AppError, Progress, _integer, _number
+from .app_backend import AppBackend, AppError, Progress, check_integer, check_number
 from .video import DEFAULT_STABILITY, VideoLimits, VideoOptions, VideoReport, process_video
 
 logger = logging.getLogger("fst.app")
@@ -65,10 +65,10 @@ class VideoService:
     def run(self, video: Any, style: Any = "", colorize: Any = False, strength: Any = 1.0,
             max_side: Any = None, stability: Any = DEFAULT_STABILITY, progress: Progress | None = None) -> VideoResult:
         """Stylize (``style``, "" for none) and/or colorize (``colorize``) an uploaded video."""
-        strength = _number("strength", strength, 0.0, 1.0)
-        max_side = self.default_max_side if max_side is None else _integer("output size", max_side, 64,
-                                                                           self.backend.settings.max_side)
-        stability = _number("flicker reduction", stability, 0.0, 0.95)
+        strength = check_number("strength", strength, 0.0, 1.0)
+        max_side = self.default_max_side if max_side is None else check_integer("output size", max_side, 64,
+                                                                                self.backend.settings.max_side)
+        stability = check_number("flicker reduction", stability, 0.0, 0.95)
         source = _upload_path(video)
         if not isinstance(style, str):
             raise AppError("style must be a string: a style from the list, a Hub repo id, or '' for none")

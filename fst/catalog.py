@@ -34,7 +34,7 @@ from .paths import MODELS_DIR, models_dir
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("style", "colorizer")
+KINDS = ("style", "colorizer", "arbitrary")   # arbitrary: an any-painting network (fst.arbitrary)
 #: A style's webcam network is the entry ``<name>_rt`` unless its ``webcam`` field names another.
 WEBCAM_SUFFIX = "_rt"
 MAX_CATALOG_BYTES = 1 << 20

@@ -1,4 +1,4 @@
-"""The ``fst`` command: stylize, sheet, colorize, video, gatys, export-onnx, prepare-vgg.
+"""The ``fst`` command: stylize, sheet, colorize, batch, video, gatys, export-onnx, prepare-vgg.
 
 Every argument (numeric ranges, device, output names and extensions, whether the
 output can be written) is checked before the first inference.
@@ -13,26 +13,22 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import stat
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
+from . import settings
+from .cli_checks import (COLOR_MIN_SIDE, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, STYLE_MIN_SIDE, UsageError,
+                         check_device, check_folder_writable, check_number, check_size, check_style_syntax,
+                         with_style)
 from .errors import FstError, HubUnreachable, ModelLoadError
 
-EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
-DEBUG_ENV = "FST_DEBUG"
-STYLE_MIN_SIDE = 16      # fst.faststyle.MIN_SIDE: the smallest --max-side a style network is run at
+DEBUG_ENV = settings.DEBUG_ENV
+ARBITRARY_DEFAULT = "arbitrary"   # the embedded any-painting network (models/arbitrary)
 MIN_TILE = 64            # the smallest --tile FastStyle.stylize accepts
-COLOR_MIN_SIDE = 8       # the colorizer's total stride: the smallest --max-side it predicts colours at
 GATYS_MIN_SIDE = 16      # VGG16 pools three times before relu4_3: smaller images vanish
-
-
-class UsageError(FstError, ValueError):
-    """A command-line argument is unusable (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,9 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("stylize", help="stylize images with a trained network")
+    p = sub.add_parser("stylize", help="stylize images with a trained network, or with any painting")
     _add_io(p)
-    p.add_argument("--model", "-m", required=True, help="model folder or Hub repo id (user/name)")
+    p.add_argument("--model", "-m", default=None,
+                   help="model folder or Hub repo id (user/name); with --style-image, an any-painting "
+                        f"network (default: the embedded {ARBITRARY_DEFAULT!r})")
+    p.add_argument("--style-image", type=Path, default=None,
+                   help="any painting as the style (no trained network needed)")
     p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--max-side", type=int, default=None,
@@ -83,6 +83,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"predict colours at most at this size (>= {COLOR_MIN_SIDE}; default: the model's)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: the best available)")
     p.set_defaults(handler=_colorize, checks=_check_colorize)
+
+    p = sub.add_parser("batch", help="stylize and/or colorize a folder or a list of images: resumable, with a "
+                                     "manifest; on several processes with accelerate launch -m fst.batch")
+    p.add_argument("input", type=Path,
+                   help="a folder of images (searched recursively) or a text file listing images, one per line")
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="output folder: the input's folders are mirrored in it, with manifest.json")
+    p.add_argument("--model", "-m", default=None, help="style network folder or Hub repo id (user/name)")
+    p.add_argument("--colorize", action="store_true", help="colorize the images (before the style, if any)")
+    p.add_argument("--colorizer", default="colorizer", help="colorizer folder or Hub repo id (with --colorize)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--max-side", type=int, default=None,
+                   help=f"downscale so the longer side is at most this (>= {STYLE_MIN_SIDE}); with --colorize "
+                        f"alone, the size colours are predicted at (>= {COLOR_MIN_SIDE})")
+    p.add_argument("--style-scale", type=float, default=1.0, help="brush size: 2 paints strokes twice as large")
+    _add_style_choice(p)
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda ... (default: the best available; each process its own GPU)")
+    p.set_defaults(handler=_batch, checks=_check_batch)
 
     p = sub.add_parser("video", help="stylize and/or colorize a video (H.264 MP4 out, audio kept, no flicker)")
     p.add_argument("input", type=Path, help="input video (MP4, MOV, MKV, WebM, AVI ...)")
@@ -150,8 +170,9 @@ def _add_io(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fst`` command; returns the exit code (see the module docstring)."""
+    settings.enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
     args = build_parser().parse_args(argv)
-    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    debug = args.debug or settings.debug()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         if hasattr(args, "checks"):
@@ -189,13 +210,27 @@ def _describe(error: BaseException, debug: bool) -> str:
 def _check_stylize(args: argparse.Namespace) -> None:
     from .brush import MAX_STYLE_SCALE, MIN_STYLE_SCALE
 
-    _check_number("--strength", args.strength, 0.0, 1.0)
-    _check_number("--style-scale", args.style_scale, MIN_STYLE_SCALE, MAX_STYLE_SCALE)
-    _check_number("--detail", args.detail, 0.0, 1.0)
-    _check_size("--max-side", args.max_side, STYLE_MIN_SIDE)
-    _check_size("--tile", args.tile, MIN_TILE)
-    _check_style_syntax(args.style)
-    _check_device(args.device)
+    check_number("--strength", args.strength, 0.0, 1.0)
+    check_number("--style-scale", args.style_scale, MIN_STYLE_SCALE, MAX_STYLE_SCALE)
+    check_number("--detail", args.detail, 0.0, 1.0)
+    check_size("--max-side", args.max_side, STYLE_MIN_SIDE)
+    check_size("--tile", args.tile, MIN_TILE)
+    check_style_syntax(args.style)
+    check_device(args.device)
+    if args.style_image is None and args.model is None:
+        raise UsageError("give a style network (--model) or any painting as the style (--style-image)")
+    if args.style_image is not None:
+        if args.style is not None:
+            raise UsageError("--style chooses a style of a multi-style network; with --style-image the painting "
+                             "is the style")
+        if args.detail:
+            raise UsageError("--detail applies to style networks; leave it out with --style-image")
+        from .imageio import read_image
+
+        try:   # decoded now, as safely as any photo: a bad painting is reported before any work
+            args.painting = read_image(args.style_image)
+        except FstError as exc:
+            raise UsageError(f"--style-image {args.style_image}: {exc}") from None
     args.targets = plan_outputs(args.inputs, args.output, "styled")
 
 
@@ -204,39 +239,28 @@ def _check_sheet(args: argparse.Namespace) -> None:
 
     if args.no_defaults and not args.model:
         raise UsageError("--no-defaults leaves no style to show; give networks with --model")
-    _check_size("--size", args.size, 16, optional=False)
+    check_size("--size", args.size, 16, optional=False)
     if args.size > MAX_CELL:
         raise UsageError(f"--size must be at most {MAX_CELL}, got {args.size}")
-    _check_size("--columns", args.columns, 1)
-    _check_device(args.device)
+    check_size("--columns", args.columns, 1)
+    check_device(args.device)
     _check_image_output(args.output)
 
 
-def _check_style_syntax(style: str | None) -> None:
-    """A --style blend that cannot be parsed is refused before anything is loaded."""
-    from .multistyle import parse_blend
-
-    if style is not None and (":" in style or "," in style):
-        try:
-            parse_blend(style)
-        except FstError as exc:
-            raise UsageError(f"--style: {exc}") from None
-
-
-def _with_style(model, style: str | None):
-    """``model`` with the --style choice bound (a bad choice is a UsageError naming the styles)."""
-    if style is None:
-        return model
-    try:
-        return model.with_style(style)
-    except FstError as exc:
-        raise UsageError(f"--style: {exc}") from None
-
-
 def _check_colorize(args: argparse.Namespace) -> None:
-    _check_size("--max-side", args.max_side, COLOR_MIN_SIDE)
-    _check_device(args.device)
+    check_size("--max-side", args.max_side, COLOR_MIN_SIDE)
+    check_device(args.device)
     args.targets = plan_outputs(args.inputs, args.output, "color")
+
+
+def _check_batch(args: argparse.Namespace) -> None:
+    from .batch import BatchOptions, check_paths
+
+    args.options = BatchOptions(model=args.model, colorize=args.colorize, colorizer=args.colorizer,
+                                strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side,
+                                style_scale=args.style_scale, style=args.style, device=args.device)
+    args.options.check()
+    check_paths(args.input, args.output)
 
 
 def _check_video(args: argparse.Namespace) -> None:
@@ -245,29 +269,29 @@ def _check_video(args: argparse.Namespace) -> None:
 
     if args.model is None and not args.colorize:
         raise UsageError("give a style network (--model), --colorize, or both")
-    _check_number("--strength", args.strength, 0.0, 1.0)
-    _check_number("--style-scale", args.style_scale, MIN_STYLE_SCALE, MAX_STYLE_SCALE)
-    _check_size("--max-side", args.max_side, STYLE_MIN_SIDE)
+    check_number("--strength", args.strength, 0.0, 1.0)
+    check_number("--style-scale", args.style_scale, MIN_STYLE_SCALE, MAX_STYLE_SCALE)
+    check_size("--max-side", args.max_side, STYLE_MIN_SIDE)
     if args.style is not None and args.model is None:
         raise UsageError("--style chooses a style of the --model network; give --model too")
-    _check_style_syntax(args.style)
+    check_style_syntax(args.style)
     if args.stability is not None:
-        _check_number("--stability", args.stability, 0.0, 0.95)
-    _check_number("--start", args.start, 0.0, math.inf)
+        check_number("--stability", args.stability, 0.0, 0.95)
+    check_number("--start", args.start, 0.0, math.inf)
     if args.end is not None and not (math.isfinite(args.end) and args.end > args.start):
         raise UsageError(f"--end must be a number of seconds after --start ({args.start:g}), got {args.end:g}")
     if not 0 <= args.crf <= 51:
         raise UsageError(f"--crf must be an integer in 0..51, got {args.crf}")
-    _check_device(args.device)
+    check_device(args.device)
     _check_output_file(args.output, OUTPUT_SUFFIXES)
     if args.output.resolve() == args.input.resolve():
         raise UsageError(f"-o {args.output} is the input video; choose another output file")
 
 
 def _check_gatys(args: argparse.Namespace) -> None:
-    _check_size("--steps", args.steps, 1, optional=False)
-    _check_size("--size", args.size, GATYS_MIN_SIDE, optional=False)
-    _check_size("--style-size", args.style_size, GATYS_MIN_SIDE, optional=False)
+    check_size("--steps", args.steps, 1, optional=False)
+    check_size("--size", args.size, GATYS_MIN_SIDE, optional=False)
+    check_size("--style-size", args.style_size, GATYS_MIN_SIDE, optional=False)
     if args.style_weight is not None and not (math.isfinite(args.style_weight) and args.style_weight > 0):
         raise UsageError(f"--style-weight must be a number > 0, got {args.style_weight:g}")
     _check_image_output(args.output)
@@ -278,29 +302,8 @@ def _check_export_onnx(args: argparse.Namespace) -> None:
 
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise UsageError(f"--opset must be in {MIN_OPSET}..{MAX_OPSET}, got {args.opset}")
-    _check_style_syntax(args.style)
+    check_style_syntax(args.style)
     _check_output_file(args.output, (".onnx",))
-
-
-def _check_number(name: str, value: float, low: float, high: float) -> None:
-    if not (math.isfinite(value) and low <= value <= high):
-        raise UsageError(f"{name} must be a number in [{low:g}, {high:g}], got {value:g}")
-
-
-def _check_size(name: str, value: int | None, minimum: int, *, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if value is None or value < minimum:
-        raise UsageError(f"{name} must be an integer >= {minimum}, got {value}")
-
-
-def _check_device(device: str | None) -> None:
-    from .hub import resolve_device
-
-    try:
-        resolve_device(device)
-    except ValueError as exc:
-        raise UsageError(f"--device: {exc}") from None
 
 
 def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str) -> list[Path]:
@@ -328,7 +331,7 @@ def plan_outputs(inputs: Sequence[Path], output: Path, suffix: str) -> list[Path
             name, number = f"{source.stem}_{suffix}-{number}{extension}", number + 1
         taken.add(name.lower())
         targets.append(output / name)
-    _check_folder_writable(output)
+    check_folder_writable(output)
     return targets
 
 
@@ -346,7 +349,7 @@ def _check_output_file(path: Path, extensions: tuple[str, ...]) -> None:
     if path.suffix.lower() not in extensions:
         shown = path.suffix or "(none)"
         raise UsageError(f"-o {path}: unsupported output extension {shown}; use one of {', '.join(extensions)}")
-    _check_folder_writable(path.parent)
+    check_folder_writable(path.parent)
 
 
 def _file_kind(path: Path) -> str:
@@ -354,17 +357,6 @@ def _file_kind(path: Path) -> str:
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
              (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"))
     return next((kind for test, kind in kinds if test(mode)), "not a regular file")
-
-
-def _check_folder_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and make sure files can be created in it (catches /proc, read-only disks)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fst-write-check-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"cannot write files into {folder}: {exc.strerror or exc}; "
-                         "choose another output folder") from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -392,12 +384,27 @@ def _process_all(inputs: list[Path], outputs: list[Path], fn: Callable) -> int:
 
 
 def _stylize(args: argparse.Namespace) -> int:
+    if args.style_image is not None:
+        return _stylize_with_painting(args)
     from .faststyle import FastStyle
 
-    model = _with_style(FastStyle.from_pretrained(args.model, device=args.device), args.style)
+    model = with_style(FastStyle.from_pretrained(args.model, device=args.device), args.style)
     return _process_all(args.inputs, args.targets, lambda image: model.stylize(
         image, strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side, tile=args.tile,
         style_scale=args.style_scale, detail=args.detail))
+
+
+def _stylize_with_painting(args: argparse.Namespace) -> int:
+    from .arbitrary import ArbitraryStyle
+
+    model = ArbitraryStyle.from_pretrained(args.model or ARBITRARY_DEFAULT, device=args.device)
+    try:
+        style = model.style_statistics(args.painting)
+    except FstError as exc:
+        raise UsageError(f"--style-image {args.style_image}: {exc}") from None
+    return _process_all(args.inputs, args.targets, lambda image: model.stylize(
+        image, style=style, strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side,
+        tile=args.tile, style_scale=args.style_scale))
 
 
 def _sheet(args: argparse.Namespace) -> int:
@@ -431,6 +438,17 @@ def _colorize(args: argparse.Namespace) -> int:
     return _process_all(args.inputs, args.targets, lambda image: model.colorize(image, max_side=args.max_side))
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    report = run_batch(args.input, args.output, args.options)
+    if report.main:
+        several = f" on {report.processes} processes" if report.processes > 1 else ""
+        print(f"{len(report.done)} done{several}, {len(report.skipped_existing)} already there, "
+              f"{len(report.failed)} failed, {len(report.ignored)} ignored; see {report.manifest}")
+    return report.exit_code
+
+
 def _video(args: argparse.Namespace) -> int:
     from .runtime import configure_threads
     from .video import DEFAULT_STABILITY, VideoOptions, process_video
@@ -444,7 +462,7 @@ def _video(args: argparse.Namespace) -> int:
     if args.model is not None:
         from .faststyle import FastStyle
 
-        style = _with_style(FastStyle.from_pretrained(args.model, device=args.device), args.style)
+        style = with_style(FastStyle.from_pretrained(args.model, device=args.device), args.style)
     options = VideoOptions(strength=args.strength, preserve_color=args.preserve_color, style_scale=args.style_scale,
                            max_side=args.max_side, start=args.start, end=args.end, crf=args.crf,
                            stability=DEFAULT_STABILITY if args.stability is None else args.stability)
@@ -503,7 +521,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from .faststyle import FastStyle
     from .onnx_backend import export_onnx
 
-    model = _with_style(FastStyle.from_pretrained(args.model, device="cpu"), args.style)
+    model = with_style(FastStyle.from_pretrained(args.model, device="cpu"), args.style)
     path = export_onnx(model, args.output, opset=args.opset, subpixel=not args.no_subpixel, quiet=not args.verbose)
     print(f"wrote {path} (dynamic height/width; run it with fst.onnx_backend.OnnxStylizer)")
     if args.check:

@@ -25,7 +25,6 @@ output always has the input's size.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping
 
 import torch
@@ -37,21 +36,12 @@ from .colorizer_parts import (AB_RANGE, GLOBAL_INPUT_SIZE, L_RANGE, TOTAL_STRIDE
                               denormalize_ab, fold_batchnorms, global_view, normalize_ab, normalize_lightness,
                               padded_lightness, scaled as _scaled)
 from .colorizer_vgg import VGGColorizerNet
-from .config import BaseConfig, check_choice, check_int, check_optional_str
+from .config import BaseConfig, check_choice, check_float, check_int, check_optional_str
 from .errors import ConfigError
 from .hub import SafeHubMixin
 from .inference import as_input, check_finite_output, check_optional_size, inference_context, resize_max_side
 
 # --------------------------------------------------------------------------- config
-
-
-def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """Return ``value`` as a float if it is a finite number in ``[low, high]``, else raise ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number, got {type(value).__name__} {str(value)[:40]!r}")
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
-    return float(value)
 
 
 #: Named variants: a name is enough to build one.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from typing import Any, ClassVar, Mapping, TypeVar
 
 from .errors import ConfigError
@@ -23,6 +24,15 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
     return value
+
+
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+    """Return ``value`` as a float if it is a finite number in ``[low, high]``, else raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, got {type(value).__name__} {str(value)[:40]!r}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range ({low}..{high})")
+    return float(value)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:

@@ -10,13 +10,13 @@ from torch import nn
 
 from . import addon
 from .brush import check_style_scale, stylize_at_scale
+from .fastpath import TRAINING_PATH, FastPath, fast_inference
 from .hub import SafeHubMixin, resolve_device
 from .inference import (ImageInput, as_input, check_finite_output, check_optional_size, check_unit_interval,
                         inference_context, pad_to_min_side, resize_max_side)
 from .multistyle import StyleChoice, style_mix, style_weights
 from .tiling import tiled_apply
-from .transformer import (TRAINING_PATH, FastPath, TransformerConfig, TransformerNet, fast_inference,
-                          norm_parameter_names)
+from .transformer import TransformerConfig, TransformerNet, norm_parameter_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mixing import BoundStyle
@@ -54,7 +54,7 @@ class FastStyle(
 
     config_class = TransformerConfig
     network_class = TransformerNet
-    #: CPU inference rewrites (``fst.transformer.FastPath``); None runs the plain forward.
+    #: CPU inference rewrites (``fst.fastpath.FastPath``); None runs the plain forward.
     fast_path = FastPath()
     #: The differentiable CPU rewrites used by ``forward`` with autograd on (training).
     training_path = TRAINING_PATH
@@ -146,7 +146,7 @@ class FastStyle(
         content = request.content
 
         def finish(content_part: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
-            return _finish(content_part.to(styled.device), styled.float(), request.strength, preserve_color)
+            return finish_styled(content_part.to(styled.device), styled.float(), request.strength, preserve_color)
 
         if request.style_scale != 1.0:
             styled = stylize_at_scale(lambda x: self._run_maybe_tiled(x, request.tile), content,
@@ -243,8 +243,11 @@ class StyleRequest:
         return self.tile is not None and max(self.content.shape[-2:]) > self.tile
 
 
-def _finish(content: torch.Tensor, styled: torch.Tensor, strength: float, preserve_color: bool) -> torch.Tensor:
-    """Apply colour preservation and the strength blend to one image or tile."""
+def finish_styled(content: torch.Tensor, styled: torch.Tensor, strength: float, preserve_color: bool) -> torch.Tensor:
+    """The last step of a stylization, for one image or tile: ``styled`` (a network's output for
+    ``content``, both 1x3xHxW in [0, 1] on one device) with the content's colours when
+    ``preserve_color``, blended with the content by ``strength`` (1: the network's output), clamped
+    to [0, 1]. FastStyle and the ONNX backend both finish this way."""
     if preserve_color:
         from .color import luminance_transfer
 

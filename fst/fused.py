@@ -6,7 +6,7 @@ cost as much as the convolutions at 640x480 (and each fresh 40 MB tensor page-fa
 Here each convolution's output is normalised in place (mean, centre, norm,
 scale+shift), and the ReLU writes straight into the interior of the next layer's
 padded input, whose border is then filled by mirroring a few rows and columns.
-Sub-pixel upsampling (see ``_Upsample._subpixel``) is fused the same way: its four
+Sub-pixel upsampling (see ``UpsampleConvLayer.phase_weights``) is fused the same way: its four
 phases are normalised together and the ReLU interleaves them into the padded buffer,
 so the upsampled tensor is written once.
 
@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .transformer import InstanceNorm2d, TransformerNet
+from .fastpath import active_norm_stats, conv
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: fst.transformer imports this module
+    from .transformer import InstanceNorm2d, TransformerNet, UpsampleConvLayer
 
 
 def applies(net: TransformerNet, x: torch.Tensor) -> bool:
@@ -33,11 +35,9 @@ def applies(net: TransformerNet, x: torch.Tensor) -> bool:
 
 def forward(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
     """The body of ``TransformerNet.forward`` after input padding (before pixel shuffle)."""
-    from .transformer import _conv
-
-    y = _conv(net.conv1.conv2d, _unshuffle_padded(x, net.config.space_to_depth, net.conv1.pad.padding[0]))
-    y = _conv(net.conv2.conv2d, _norm_relu_padded(net.in1, y, net.conv2.pad.padding[0]))
-    y = _conv(net.conv3.conv2d, _norm_relu_padded(net.in2, y, net.conv3.pad.padding[0]))
+    y = conv(net.conv1.conv2d, _unshuffle_padded(x, net.config.space_to_depth, net.conv1.pad.padding[0]))
+    y = conv(net.conv2.conv2d, _norm_relu_padded(net.in1, y, net.conv2.pad.padding[0]))
+    y = conv(net.conv3.conv2d, _norm_relu_padded(net.in2, y, net.conv3.pad.padding[0]))
     trunk = _norm_relu_padded(net.in3, y, 1, fill=False)   # interior: the residual stream
     scratch = torch.empty_like(trunk)                      # each block's middle activation
     for block in net.res_blocks:
@@ -49,7 +49,7 @@ def forward(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
     _fill(trunk, 1, "replicate")                            # what sub-pixel upsampling reads
     y = _upsample_norm_relu_padded(net.deconv1, net.in4, trunk, 1, "replicate")
     y = _upsample_norm_relu_padded(net.deconv2, net.in5, y, net.deconv3.pad.padding[0], "reflect")
-    return _conv(net.deconv3.conv2d, y)
+    return conv(net.deconv3.conv2d, y)
 
 
 def _unshuffle_padded(x: torch.Tensor, factor: int, pad: int) -> torch.Tensor:
@@ -67,10 +67,8 @@ def _unshuffle_padded(x: torch.Tensor, factor: int, pad: int) -> torch.Tensor:
 
 def _layer(layer: torch.nn.Module, padded: torch.Tensor) -> torch.Tensor:
     """A ConvLayer or SeparableConvLayer applied to an already padded input."""
-    from .transformer import _conv
-
     if hasattr(layer, "conv2d"):
-        return _conv(layer.conv2d, padded)
+        return conv(layer.conv2d, padded)
     h = layer.depthwise(padded)
     # The pointwise 1x1 convolution as one matrix product (F.conv2d takes a slow path for 1x1).
     weight, bias = layer.pointwise.weight, layer.pointwise.bias
@@ -106,9 +104,7 @@ def _fill(buffer: torch.Tensor, pad: int, mode: str) -> None:
 
 def _normalize_(norm: InstanceNorm2d, parts: list[torch.Tensor]) -> None:
     """Instance-normalise, in place, the union of ``parts`` (views with the same batch and channels)."""
-    from .transformer import _NORM_STATS
-
-    state = _NORM_STATS.get()
+    state = active_norm_stats()
     if state is not None and state[0] == "frozen":
         mean, var = state[1][id(norm)]
         for part in parts:
@@ -140,7 +136,7 @@ def _norm_relu_padded(norm: InstanceNorm2d, x: torch.Tensor, pad: int, fill: boo
     return buffer
 
 
-def _upsample_norm_relu_padded(upsample: torch.nn.Module, norm: InstanceNorm2d, source: torch.Tensor,
+def _upsample_norm_relu_padded(upsample: UpsampleConvLayer, norm: InstanceNorm2d, source: torch.Tensor,
                                pad: int, mode: str) -> torch.Tensor:
     """relu(norm(upsample(x))) into a buffer padded by ``pad`` (``mode``).
 
@@ -149,10 +145,8 @@ def _upsample_norm_relu_padded(upsample: torch.nn.Module, norm: InstanceNorm2d, 
     grid and the convolution gets Winograd's speed; the phases are normalised together
     and interleaved by the ReLU's write.
     """
-    from .transformer import _conv
-
-    weight, bias = upsample._phase_weights(source.dtype, embed=True)
-    y = _conv(upsample.conv2d, source, weight, bias)            # (B, 4C, H, W): one phase per C channels
+    weight, bias = upsample.phase_weights(source.dtype, embed=True)
+    y = conv(upsample.conv2d, source, weight, bias)            # (B, 4C, H, W): one phase per C channels
     channels = weight.shape[0] // 4
     batch, height, width = y.shape[0], y.shape[2], y.shape[3]
     phases = list(y.split(channels, dim=1))

@@ -21,7 +21,7 @@ from huggingface_hub import errors as hf_errors
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors.torch import save_file
 
-from . import catalog
+from . import catalog, settings
 from .config import BaseConfig
 from .errors import HubError, HubUnreachable, ModelLoadError, RepoNotFoundError
 from .hub_access import HUB_OFFLINE_HINT, endpoint, hub_download, is_offline
@@ -32,10 +32,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound="SafeHubMixin")
 
-#: Upper bound on one model download, retries included (the Hub's first answer comes within
-#: fst.hub_access.HUB_TIMEOUT; this bounds a download that stalls after it).
-HUB_DEADLINE = float(os.environ.get("FST_HUB_DEADLINE", "60"))
-_DOWNLOADS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fst-hub")
+DOWNLOAD_WORKERS = 4                  # model downloads that may run at once (each bounded by the deadline)
+_downloads: concurrent.futures.ThreadPoolExecutor | None = None   # made on the first download
+_downloads_lock = threading.Lock()
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -146,7 +145,7 @@ class SafeHubMixin(ModelHubMixin):
         ``~`` or has more than one ``/``; otherwise it is a Hub repo id (or the name of an
         embedded default). Only ``config.json`` and ``model.safetensors`` are read;
         everything is validated before use (see SECURITY.md). When the Hub cannot be
-        reached (detected within ``fst.hub_access.HUB_TIMEOUT`` seconds, then remembered),
+        reached (detected within ``$FST_HUB_TIMEOUT`` seconds, then remembered; see :mod:`fst.settings`),
         a copy in the local Hub cache or the embedded default (``models/``) is used.
         """
         if unused:
@@ -168,9 +167,9 @@ class SafeHubMixin(ModelHubMixin):
             raise ModelLoadError(f"{source!r} is neither a model folder nor a valid Hub repo id (user/name)") from None
         kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download, token=token)
         try:
-            config_path, weights_path, _ = _download_with_deadline(source, local_files_only=local_files_only, **kwargs)
+            config_path, weights_path, _ = download_with_deadline(source, local_files_only=local_files_only, **kwargs)
         except HubError as exc:
-            cached = None if local_files_only or force_download else _cached(source, **kwargs)
+            cached = None if local_files_only or force_download else cached_download(source, **kwargs)
             if cached is not None:
                 logger.warning("%s: %s; using the copy in the local Hub cache", source, exc)
                 return cls._load(cached[0], cached[1], device, options)
@@ -277,19 +276,38 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _download_with_deadline(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
-    """``_download`` bounded by HUB_DEADLINE seconds (the worker may finish in the
-    background; the cache is written atomically, so that is harmless)."""
-    future = _DOWNLOADS.submit(_download, repo_id, **kwargs)
+def _download_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that run model downloads, started on the first one (never at import)."""
+    global _downloads
+    with _downloads_lock:
+        if _downloads is None:
+            _downloads = concurrent.futures.ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS,
+                                                               thread_name_prefix="fst-hub")
+        return _downloads
+
+
+def download_with_deadline(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path]:
+    """Fetch ``config.json`` and ``model.safetensors`` of a Hub repo into the local Hub cache;
+    returns their paths and the repo's cache folder. ``kwargs``: ``hf_hub_download``'s (revision,
+    cache_dir, token, force_download, local_files_only).
+
+    Bounded by :func:`fst.settings.hub_deadline` seconds (``$FST_HUB_DEADLINE``): past it a
+    HubError is raised while the worker may finish in the background (the cache is written
+    atomically, so that is harmless). Every Hub failure is a clear HubError (RepoNotFoundError,
+    HubUnreachable, ...); a repo that is not an fst model is a ModelLoadError.
+    """
+    deadline = settings.hub_deadline()
+    future = _download_pool().submit(_download, repo_id, **kwargs)
     try:
-        return future.result(timeout=HUB_DEADLINE)
+        return future.result(timeout=deadline)
     except concurrent.futures.TimeoutError:
-        raise HubError(f"downloading {repo_id} from the Hub took over {HUB_DEADLINE:.0f} s (it goes on in the "
+        raise HubError(f"downloading {repo_id} from the Hub took over {deadline:.0f} s (it goes on in the "
                        "background); check your connection, or try again in a while") from None
 
 
-def _cached(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path] | None:
-    """The copy of a repo already in the local cache, if complete."""
+def cached_download(repo_id: str, **kwargs: Any) -> tuple[Path, Path, Path] | None:
+    """What :func:`download_with_deadline` returns, taken from the local Hub cache only (no
+    request): the copy of the repo already there, if complete, else None."""
     kwargs.pop("force_download", None)
     try:
         return _download(repo_id, local_files_only=True, **kwargs)

@@ -3,9 +3,10 @@
 Left to itself, ``huggingface_hub`` retries an unreachable Hub with back-off (about 25 s
 per file, with a 60 s timeout per try when nothing is cached) and logs a line per try.
 fst asks differently: every download starts with one metadata request (``HEAD``) that
-waits at most :data:`HUB_TIMEOUT` seconds to connect and to be answered, and is never
-retried. When the Hub cannot be reached that way, the outage is remembered for
-:data:`HUB_RETRY_AFTER` seconds (per endpoint, in this process): later requests fail
+waits at most :func:`fst.settings.hub_timeout` seconds (``$FST_HUB_TIMEOUT``, 5) to connect
+and to be answered, and is never retried. When the Hub cannot be reached that way, the outage
+is remembered for :func:`fst.settings.hub_retry_after` seconds (``$FST_HUB_RETRY_AFTER``, 60;
+per endpoint, in this process): later requests fail
 at once, without touching the network, and callers fall back to cached copies.
 
 Nothing here changes ``huggingface_hub``'s global settings: the timeouts are passed
@@ -15,19 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 import threading
 import time
 from typing import Any
 
+from . import settings
 from .errors import HubUnreachable
 
-#: Seconds to wait for the Hub to accept a connection, and again for its answer to a
-#: metadata request ($FST_HUB_TIMEOUT).
-HUB_TIMEOUT = float(os.environ.get("FST_HUB_TIMEOUT", "5"))
-#: Seconds an unreachable Hub is remembered: requests in that time fail at once
-#: ($FST_HUB_RETRY_AFTER).
-HUB_RETRY_AFTER = float(os.environ.get("FST_HUB_RETRY_AFTER", "60"))
 HUB_OFFLINE_HINT = "set HF_HUB_OFFLINE=1 to use cached models only"
 
 
@@ -65,10 +60,11 @@ def is_offline() -> bool:
 
 
 def current_outage() -> Outage | None:
-    """The remembered outage of the current endpoint, if it is recent (see :data:`HUB_RETRY_AFTER`)."""
+    """The remembered outage of the current endpoint, if it is recent (see :func:`fst.settings.hub_retry_after`)."""
+    retry_after = settings.hub_retry_after()
     with _lock:
         outage = _outages.get(endpoint())
-        if outage is not None and time.monotonic() - outage.since > HUB_RETRY_AFTER:
+        if outage is not None and time.monotonic() - outage.since > retry_after:
             del _outages[outage.endpoint]
             outage = None
     return outage
@@ -103,9 +99,9 @@ def network_errors() -> tuple[type[BaseException], ...]:
 def _reason(error: BaseException) -> str:
     name = type(error).__name__
     if name == "ConnectTimeout":
-        return f"no connection within {HUB_TIMEOUT:g} s"
+        return f"no connection within {settings.hub_timeout():g} s"
     if "Timeout" in name or isinstance(error, TimeoutError):
-        return f"no answer within {HUB_TIMEOUT:g} s"
+        return f"no answer within {settings.hub_timeout():g} s"
     text = str(error).strip() or type(error).__name__
     return text.split("\n")[0][:160]
 
@@ -120,7 +116,7 @@ def remember_outage(error: BaseException) -> HubUnreachable:
 
 def probe(repo_id: str, filename: str, *, revision: str | None = None, token: Any = None,
           repo_type: str | None = None) -> Any:
-    """One metadata request for ``filename`` of ``repo_id``: at most :data:`HUB_TIMEOUT` s, no retry.
+    """One metadata request for ``filename`` of ``repo_id``: at most :func:`fst.settings.hub_timeout` s, no retry.
 
     Returns huggingface_hub's ``HfFileMetadata``. Raises :class:`HubUnreachable` when the Hub
     cannot be reached (and remembers it); HTTP errors (404, 401, 5xx) come as huggingface_hub's
@@ -133,7 +129,7 @@ def probe(repo_id: str, filename: str, *, revision: str | None = None, token: An
     check_reachable()
     url = hf_hub_url(repo_id, filename, revision=revision, repo_type=repo_type)
     try:
-        return get_hf_file_metadata(url, token=token, timeout=HUB_TIMEOUT)
+        return get_hf_file_metadata(url, token=token, timeout=settings.hub_timeout())
     except network_errors() as error:
         raise remember_outage(error) from None
 
@@ -150,9 +146,8 @@ def hub_download(repo_id: str, filename: str, **kwargs: Any) -> str:
     if not kwargs.get("local_files_only"):
         probe(repo_id, filename, revision=kwargs.get("revision"), token=kwargs.get("token"),
               repo_type=kwargs.get("repo_type"))
-    return hf_hub_download(repo_id, filename, etag_timeout=HUB_TIMEOUT, **kwargs)
+    return hf_hub_download(repo_id, filename, etag_timeout=settings.hub_timeout(), **kwargs)
 
 
-__all__ = ["HUB_RETRY_AFTER", "HUB_TIMEOUT", "HubUnreachable", "Outage", "check_reachable", "current_outage",
-           "endpoint", "forget_outages", "hub_download", "is_offline", "network_errors", "probe",
-           "remember_outage"]
+__all__ = ["HUB_OFFLINE_HINT", "HubUnreachable", "Outage", "check_reachable", "current_outage", "endpoint",
+           "forget_outages", "hub_download", "is_offline", "network_errors", "probe", "remember_outage"]

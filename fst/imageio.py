@@ -52,13 +52,13 @@ from typing import Any, BinaryIO, Iterator, Union
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from . import settings
 from .errors import InvalidImageError
+# The default pixel limit (width x height, 64 000 000: e.g. 8000 x 8000) and the variable that changes it.
+from .settings import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV  # noqa: F401 - DEFAULT_MAX_PIXELS: part of this API
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_PIXELS: int = 64_000_000
-"""Default pixel-count limit (width x height), e.g. 8000 x 8000."""
-MAX_PIXELS_ENV = "FST_MAX_PIXELS"
 MAX_FILE_BYTES: int = 256 * 1024 * 1024
 """Encoded files larger than this are refused before being read."""
 BACKGROUND = (255, 255, 255)
@@ -214,7 +214,7 @@ def is_image_file(path: str | os.PathLike, *, max_pixels: int | None = None, dec
 
 
 def _resolve_max_pixels(max_pixels: int | None) -> int:
-    """Per-call value, else $FST_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    """Per-call value, else $FST_MAX_PIXELS, else DEFAULT_MAX_PIXELS (see :func:`fst.settings.max_pixels`)."""
     if max_pixels is not None:
         try:
             value = operator.index(max_pixels)
@@ -223,19 +223,7 @@ def _resolve_max_pixels(max_pixels: int | None) -> int:
         if isinstance(max_pixels, bool) or value <= 0:
             raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
         return value
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(raw) if raw.replace("_", "").isdigit() else int(float(raw))
-    except (ValueError, OverflowError):
-        value = 0
-    if value <= 0:
-        # A bad setting must not break every upload: say so and keep the default.
-        logger.warning("ignoring %s=%r (not a positive integer); using %d",
-                       MAX_PIXELS_ENV, raw, DEFAULT_MAX_PIXELS)
-        return DEFAULT_MAX_PIXELS
-    return value
+    return settings.max_pixels()   # a bad setting must not break every upload: it keeps the default
 
 
 def _check_pixels(size: tuple[int, int], limit: int) -> None:

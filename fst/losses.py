@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -133,7 +133,12 @@ class PerceptualLoss(torch.nn.Module):
         grams = {layer: getattr(self, f"gram_{layer}") for layer in self.weights.style_layers}
         return grams if styles is None else {layer: gram[styles] for layer, gram in grams.items()}
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
+    def forward(self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None, *,
+                sum_over_processes: Callable[[torch.Tensor], torch.Tensor] | None = None) -> LossTerms:
+        """The loss terms of a batch. With several processes (DDP), pass ``sum_over_processes`` (a sum of a
+        tensor over the processes, e.g. ``lambda t: accelerator.reduce(t, "sum")``): the content term is
+        then relative to the energy of the whole global batch, so that the gradients DDP averages equal
+        those of one process on the global batch (the style and TV terms are means: they add up already)."""
         w = self.weights
         if output.device.type == "cpu" and len(output) > 1:
             # One image at a time through VGG on CPU: NNPACK's fast kernels take one image,
@@ -144,6 +149,12 @@ class PerceptualLoss(torch.nn.Module):
             error, energy, count, style = (sum(part[i] for part in parts) for i in range(4))
         else:
             error, energy, count, style = self._sums(output, content, styles)
+        if sum_over_processes is not None:
+            # The energy depends on the photos only (no gradient): its global sum is a constant, and
+            # processes x (this process's error / global energy) averages to the global ratio.
+            totals = sum_over_processes(
+                torch.stack([energy.detach().float(), energy.new_tensor(float(count)), energy.new_tensor(1.0)]))
+            energy, count, error = totals[0], int(totals[1].item()), error * totals[2]
         return LossTerms(content=w.content_weight * content_ratio(error, energy, count),
                          style=w.style_weight * style / len(output),
                          tv=w.tv_weight * total_variation(output))

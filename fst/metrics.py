@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import torch
-from kornia.metrics import ssim as kornia_ssim
 
 from .color import lab_to_rgb_keep_lightness, merge_lab, rgb_to_gray_l, rgb_to_lab, split_lab
 
@@ -48,6 +47,10 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if min(prediction.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, "
                          f"got {tuple(prediction.shape[-2:])}")
+    # Imported here: importing kornia creates tensors, and nothing may before an entry point opts
+    # into huge pages (fst.settings.enable_huge_pages).
+    from kornia.metrics import ssim as kornia_ssim
+
     similarity = kornia_ssim(prediction.double(), target.double(), SSIM_WINDOW, max_val=1.0, eps=0.0, padding="valid")
     return similarity.flatten(1).mean(dim=1)
 

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from .errors import FstError
+from .fastpath import FastPath, fast_inference
 from .inference import check_finite_output, pad_to_min_side
 from .mixing import unbind
 from .multistyle import describe_blend, style_mix
-from .transformer import FastPath, TransformerNet, _pad_reflect_or_replicate, fast_inference
+from .transformer import TransformerNet, pad_reflect_or_replicate
 
 OPSET = 17
 #: Opsets the export supports: Resize (the upsampling) needs 11; torch's TorchScript exporter stops at 20.
@@ -173,7 +174,7 @@ class OnnxStylizer:
         pad_h = max((-padded.shape[2]) % stride, 2 * stride - padded.shape[2])
         pad_w = max((-padded.shape[3]) % stride, 2 * stride - padded.shape[3])
         if pad_h or pad_w:
-            padded = _pad_reflect_or_replicate(padded, pad_w, pad_h)
+            padded = pad_reflect_or_replicate(padded, pad_w, pad_h)
         feed = np.ascontiguousarray(padded.detach().float().cpu().numpy())
         out = self.session.run(None, {"image": feed})[0]
         return check_finite_output(torch.from_numpy(out)[..., :height, :width])
@@ -189,7 +190,7 @@ class OnnxStylizer:
         Arguments as :meth:`fst.FastStyle.stylize`. Tiled calls (``tile``, or images above
         the auto-tiling size) go to the PyTorch model this stylizer was built from.
         """
-        from .faststyle import StyleRequest, _finish
+        from .faststyle import StyleRequest, finish_styled
 
         request = StyleRequest.prepare(image, strength, preserve_color, max_side, tile)
         source, content = request.source, request.content
@@ -201,4 +202,4 @@ class OnnxStylizer:
             return self.model.stylize(image, strength=strength, preserve_color=preserve_color,
                                       max_side=max_side, tile=request.tile)
         styled = self.run(content)
-        return source.restore(_finish(content, styled, request.strength, preserve_color))
+        return source.restore(finish_styled(content, styled, request.strength, preserve_color))

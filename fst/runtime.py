@@ -17,10 +17,9 @@ from typing import Any
 
 import torch
 
-logger = logging.getLogger(__name__)
+from . import settings
 
-THREADS_ENV = "FST_NUM_THREADS"
-BACKEND_ENV = "FST_BACKEND"          # "torch", "onnx" or "auto" (default)
+logger = logging.getLogger(__name__)
 
 _CHOICES: dict[tuple[str, int, tuple[int, int]], str] = {}   # bounded by the models a process serves
 _MAX_CHOICES = 64
@@ -41,8 +40,8 @@ def configure_threads(threads: int | None = None, reserve: int = 0) -> int:
     A web app serving one stream on a small machine passes ``reserve=1`` so the server
     (decoding, encoding, networking) keeps a core and frames do not queue behind it.
     """
-    if threads is None and os.environ.get(THREADS_ENV, "").strip():
-        threads = int(os.environ[THREADS_ENV])
+    if threads is None:
+        threads = settings.num_threads()
     if threads is None:
         threads = max(1, available_cores() - reserve)
     threads = max(1, int(threads))
@@ -101,7 +100,7 @@ def best_stylizer(model: Any, size: tuple[int, int] = (480, 640), repeats: int =
     """
     if model.device.type != "cpu":
         return model
-    forced = os.environ.get(BACKEND_ENV, "auto").strip().lower()
+    forced = settings.backend()
     if forced == "torch":
         return model
     try:
@@ -124,3 +123,45 @@ def best_stylizer(model: Any, size: tuple[int, int] = (480, 640), repeats: int =
         logger.info("backend timings at %dx%d: %s -> %s", size[1], size[0],
                     {k: f"{v * 1000:.0f} ms" for k, v in timings.items()}, _CHOICES[key])
     return onnx_stylizer if _CHOICES[key] == "onnx" else model
+
+
+# --------------------------------------------------------------------------- several processes
+
+#: How launchers (torchrun, ``accelerate launch --multi_gpu``, mpirun) tell each process how many run.
+_WORLD_SIZE_ENVS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def launched_world_size() -> int:
+    """How many processes the launcher started in all (1 when this process runs alone)."""
+    for name in _WORLD_SIZE_ENVS:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def distributed_on_cpu(device: str | torch.device | None = None) -> bool:
+    """True when this process is one of several that must talk over gloo on the CPU: no CUDA here,
+    or ``device`` is the CPU. Pass it as accelerate's ``cpu=``: without it accelerate finds no GPU
+    backend and runs each process as a lone main process (each does all the work, all write)."""
+    if launched_world_size() < 2:
+        return False
+    if device is not None and torch.device(device).type == "cpu":
+        return True
+    return not torch.cuda.is_available()
+
+
+def single_process_launch_note() -> str | None:
+    """A warning when ``accelerate launch --cpu --num_processes N`` (N > 1) started only this process.
+
+    accelerate's multi-CPU launcher is mpirun (``--mpirun_hostfile``); without it ``--cpu`` runs
+    one process. On one machine without a GPU, ``accelerate launch --multi_gpu --num_processes N``
+    (torchrun) starts N processes, which then run on the CPU with gloo (see :func:`distributed_on_cpu`).
+    """
+    if (os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in _TRUE and os.environ.get("MASTER_ADDR")
+            and launched_world_size() == 1 and "LOCAL_RANK" not in os.environ):
+        return ("accelerate launch --cpu --num_processes N starts a single process unless MPI is set up "
+                "(--mpirun_hostfile); for N processes on this machine use accelerate launch --multi_gpu "
+                "--num_processes N (without a GPU they run on the CPU, with gloo)")
+    return None

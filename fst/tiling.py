@@ -43,31 +43,41 @@ def tiled_apply(
     blend: int = 16,
 ) -> torch.Tensor:
     """Apply ``finish(content, run(content))`` tile by tile to x (1x3xHxW on CPU)."""
-    height, width = x.shape[-2:]
     align = getattr(net, "total_stride", ALIGN)
-    tile = max(align * 8, tile - tile % align)
     # The margin must cover the receptive field for interiors to match the untiled result.
     margin = max(margin, getattr(net, "receptive_radius", 0))
-    margin += (-margin) % align
     stats = record_stats(net, x, run)
-    out = torch.zeros_like(x)  # zeros, not empty: blending multiplies the old content
     with norm_stats("frozen", stats):
-        for top in range(0, height, tile):
-            for left in range(0, width, tile):
-                bottom, right = min(top + tile, height), min(left + tile, width)
-                win_top, win_left = max(0, top - margin), max(0, left - margin)
-                win_bottom, win_right = min(height, bottom + margin), min(width, right + margin)
-                window = x[..., win_top:win_bottom, win_left:win_right]
-                result = finish(window, run(window)).to(out.dtype).cpu()
-                # Paste the core, extended by `blend` px up/left into the previous tiles' area.
-                ext_top, ext_left = max(0, top - blend), max(0, left - blend)
-                patch = result[..., ext_top - win_top:bottom - win_top, ext_left - win_left:right - win_left]
-                region = out[..., ext_top:bottom, ext_left:right]
-                weight = _ramp(top - ext_top, bottom - ext_top, left - ext_left, right - ext_left, patch)
-                if top - ext_top or left - ext_left:
-                    region.mul_(1 - weight).add_(patch * weight)
-                else:
-                    region.copy_(patch)
+        return apply_in_tiles(x, run, finish, tile, align=align, margin=margin, blend=blend)
+
+
+def apply_in_tiles(x: torch.Tensor, run, finish: Finisher, tile: int, *, align: int, margin: int,
+                   blend: int = 16) -> torch.Tensor:
+    """``finish(window, run(window))`` over overlapping windows of x (1x3xHxW on CPU), pasted
+    together with cross-faded seams. ``run`` must treat every window alike (any statistics
+    it uses are fixed beforehand); ``margin`` should cover its receptive field, and windows
+    are aligned to ``align`` (its total stride)."""
+    height, width = x.shape[-2:]
+    tile = max(align * 8, tile - tile % align)
+    margin = max(margin, blend)   # the cross-fade band lies inside the window's margin
+    margin += (-margin) % align
+    out = torch.zeros_like(x)  # zeros, not empty: blending multiplies the old content
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            win_top, win_left = max(0, top - margin), max(0, left - margin)
+            win_bottom, win_right = min(height, bottom + margin), min(width, right + margin)
+            window = x[..., win_top:win_bottom, win_left:win_right]
+            result = finish(window, run(window)).to(out.dtype).cpu()
+            # Paste the core, extended by `blend` px up/left into the previous tiles' area.
+            ext_top, ext_left = max(0, top - blend), max(0, left - blend)
+            patch = result[..., ext_top - win_top:bottom - win_top, ext_left - win_left:right - win_left]
+            region = out[..., ext_top:bottom, ext_left:right]
+            weight = _ramp(top - ext_top, bottom - ext_top, left - ext_left, right - ext_left, patch)
+            if top - ext_top or left - ext_left:
+                region.mul_(1 - weight).add_(patch * weight)
+            else:
+                region.copy_(patch)
     return out
 
 

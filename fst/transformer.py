@@ -7,19 +7,21 @@ names follow pytorch/examples ``fast_neural_style`` so its checkpoints convert 1
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused, multistyle, winograd
+from . import fused, multistyle
 from .config import BaseConfig, check_choice, check_int, check_optional_str
 from .errors import ConfigError
+# The fast path's switches live in fst.fastpath; FastPath, TRAINING_PATH, fast_inference and
+# norm_stats are importable from here too, next to the network they switch.
+from .fastpath import (TRAINING_PATH, FastPath, active_norm_stats, active_path, conv, fast_inference,  # noqa: F401
+                       norm_stats, relu)
 
 MAX_CHANNELS = 256
 MAX_RES_BLOCKS = 32
@@ -146,12 +148,6 @@ def config_for_arch(arch: str, **fields: Any) -> TransformerConfig:
     return TransformerConfig(arch=arch, **fields)
 
 
-# Per-thread switch used by tiled inference: record instance-norm statistics on a
-# whole (downscaled) image, then normalise every tile with those same statistics,
-# so tiles agree with each other and with the untiled result.
-_NORM_STATS: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.ContextVar("fst_norm_stats", default=None)
-
-
 class InstanceNorm2d(nn.InstanceNorm2d):
     """Affine instance norm that can record or reuse its statistics (see ``norm_stats``)."""
 
@@ -160,7 +156,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         return self.weight.view(1, -1, 1, 1), self.bias.view(1, -1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        state = _NORM_STATS.get()
+        state = active_norm_stats()
         if state is None:
             return self._normalize(x)
         mode, store = state
@@ -220,77 +216,6 @@ def norm_parameter_names(net: nn.Module) -> list[str]:
             for tensor in ("weight", "bias")]
 
 
-@contextlib.contextmanager
-def norm_stats(mode: str, store: dict) -> Iterator[dict]:
-    """Within this block (this thread only), instance norms ``record`` or reuse (``frozen``) stats."""
-    if mode not in ("record", "frozen"):
-        raise ValueError(f"mode must be 'record' or 'frozen', got {mode!r}")
-    token = _NORM_STATS.set((mode, store))
-    try:
-        yield store
-    finally:
-        _NORM_STATS.reset(token)
-
-
-@dataclasses.dataclass(frozen=True)
-class FastPath:
-    """Inference-only rewrites of the same computation (see :func:`fast_inference`).
-
-    ``subpixel_upsampling``: nearest x2 upsampling + reflection pad + 3x3 conv equals
-    four 2x2 convolutions at the low resolution on a replicate-padded input (one per
-    output phase, with summed kernel taps): 2.25x fewer MACs and no upsampled copy.
-    ``winograd``: stride-1 convolutions on CPU use NNPACK's Winograd/FFT kernels
-    (fp32; differences from the direct convolution are ~1e-5 relative).
-    ``inplace``: ReLU and the residual sum reuse their input buffers.
-    ``fused_norm``: on CPU (fp32), instance norm, ReLU and the next layer's padding run
-    in place in a few passes (``fst.fused``; needs ``subpixel_upsampling``).
-    """
-
-    subpixel_upsampling: bool = True
-    winograd: bool = True
-    inplace: bool = True
-    fused_norm: bool = True
-
-
-#: What training uses on CPU: the differentiable rewrites only.
-TRAINING_PATH = FastPath(inplace=False, fused_norm=False)
-
-_FAST_PATH: contextvars.ContextVar[FastPath | None] = contextvars.ContextVar("fst_fast_path", default=None)
-
-
-@contextlib.contextmanager
-def fast_inference(options: FastPath | None = FastPath()) -> Iterator[None]:
-    """Within this block (this thread only), TransformerNets use ``options``.
-
-    Outputs equal the plain forward within float rounding (tests/test_optimizations.py);
-    ``None`` selects the plain forward. With autograd on, only the differentiable
-    rewrites apply (sub-pixel upsampling, NNPACK convolutions with their backward):
-    see ``TRAINING_PATH``.
-    """
-    token = _FAST_PATH.set(options)
-    try:
-        yield
-    finally:
-        _FAST_PATH.reset(token)
-
-
-def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor | None = None,
-          bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``conv`` (unpadded) on x, through NNPACK when the fast path asks for it and it applies."""
-    weight = conv.weight if weight is None else weight
-    bias = conv.bias if bias is None else bias
-    fast = _FAST_PATH.get()
-    if (fast is not None and fast.winograd and conv.padding == (0, 0)
-            and winograd.applies(x, weight, conv.stride, conv.dilation, conv.groups)):
-        return winograd.conv2d(x, weight, bias)
-    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-
-
-def _relu(x: torch.Tensor) -> torch.Tensor:
-    fast = _FAST_PATH.get()
-    return torch.relu_(x) if fast is not None and fast.inplace else torch.relu(x)
-
-
 class ConvLayer(nn.Module):
     """Reflection padding followed by a convolution (keeps borders artifact-free)."""
 
@@ -300,7 +225,7 @@ class ConvLayer(nn.Module):
         self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _conv(self.conv2d, self.pad(x))
+        return conv(self.conv2d, self.pad(x))
 
 
 class SeparableConvLayer(nn.Module):
@@ -331,7 +256,7 @@ class ResidualBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fast = _FAST_PATH.get()
+        fast = active_path()
         if fast is not None and fast.inplace:
             return self.in2(self.conv2(torch.relu_(self.in1(self.conv1(x))))).add_(x)
         y = self.relu(self.in1(self.conv1(x)))
@@ -358,9 +283,9 @@ class TransformerNet(nn.Module):
         self.in3 = norm(4 * c)
         for index in range(1, config.num_res_blocks + 1):
             self.add_module(f"res{index}", ResidualBlock(4 * c, config.residual_block == "depthwise", norm))
-        self.deconv1 = _Upsample(4 * c, 2 * c, 3, config.upsample_mode)
+        self.deconv1 = UpsampleConvLayer(4 * c, 2 * c, 3, config.upsample_mode)
         self.in4 = norm(2 * c)
-        self.deconv2 = _Upsample(2 * c, c, 3, config.upsample_mode)
+        self.deconv2 = UpsampleConvLayer(2 * c, c, 3, config.upsample_mode)
         self.in5 = norm(c)
         self.deconv3 = ConvLayer(c, config.out_channels * s * s, k)
         self.relu = nn.ReLU()
@@ -392,8 +317,8 @@ class TransformerNet(nn.Module):
         # A multiple of the stride, and at least 2x2 at the bottleneck (instance norm needs it).
         pad_h, pad_w = max((-height) % stride, 2 * stride - height), max((-width) % stride, 2 * stride - width)
         if pad_h or pad_w:
-            x = _pad_reflect_or_replicate(x, pad_w, pad_h)
-        fast = _FAST_PATH.get()
+            x = pad_reflect_or_replicate(x, pad_w, pad_h)
+        fast = active_path()
         if (fast is not None and fast.fused_norm and fast.subpixel_upsampling and fused.applies(self, x)
                 and not (torch.is_grad_enabled() and (x.requires_grad or self._trainable()))):
             y = torch.sigmoid_(fused.forward(self, x))   # a fresh buffer: in place
@@ -408,18 +333,19 @@ class TransformerNet(nn.Module):
         return any(p.requires_grad for p in self.parameters())
 
     def _plain_body(self, x: torch.Tensor) -> torch.Tensor:
-        y = _relu(self.in1(self.conv1(x)))
-        y = _relu(self.in2(self.conv2(y)))
-        y = _relu(self.in3(self.conv3(y)))
+        y = relu(self.in1(self.conv1(x)))
+        y = relu(self.in2(self.conv2(y)))
+        y = relu(self.in3(self.conv3(y)))
         for block in self.res_blocks:
             y = block(y)
-        y = _relu(self.in4(self.deconv1(y)))
-        y = _relu(self.in5(self.deconv2(y)))
+        y = relu(self.in4(self.deconv1(y)))
+        y = relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)
 
 
-class _Upsample(nn.Module):
-    """Nearest/bilinear x2 upsampling + reflection-padded conv, named like pytorch/examples."""
+class UpsampleConvLayer(nn.Module):
+    """Nearest/bilinear x2 upsampling + reflection-padded conv (pytorch/examples' UpsampleConvLayer,
+    with its tensor names)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mode: str):
         super().__init__()
@@ -428,12 +354,12 @@ class _Upsample(nn.Module):
         self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fast = _FAST_PATH.get()
+        fast = active_path()
         if (fast is not None and fast.subpixel_upsampling and self.mode == "nearest"
                 and self.conv2d.kernel_size == (3, 3) and min(x.shape[-2:]) > 1):
             return self._subpixel(x)
         x = nn.functional.interpolate(x, scale_factor=2, mode=self.mode)
-        return _conv(self.conv2d, self.pad(x))
+        return conv(self.conv2d, self.pad(x))
 
     def _subpixel(self, x: torch.Tensor) -> torch.Tensor:
         """The same result as forward, computed at the low resolution (see FastPath).
@@ -442,9 +368,9 @@ class _Upsample(nn.Module):
         (i-1, i, i) with taps (w0, w1, w2), row 2i+1 reads (i, i, i+1): two 2-tap
         kernels (w0, w1+w2) and (w0+w1, w2) on the replicate-padded input. Same for columns.
         """
-        weight, bias = self._phase_weights(x.dtype)
+        weight, bias = self.phase_weights(x.dtype)
         channels = weight.shape[0] // 4
-        y = _conv(self.conv2d, F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias)  # (B, 4C, H+1, W+1)
+        y = conv(self.conv2d, F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias)  # (B, 4C, H+1, W+1)
         phases = [y[:, (2 * a + b) * channels:(2 * a + b + 1) * channels,
                     a:y.shape[2] - 1 + a, b:y.shape[3] - 1 + b] for a in (0, 1) for b in (0, 1)]
         batch, _, height, width = phases[0].shape
@@ -456,9 +382,13 @@ class _Upsample(nn.Module):
             out[:, :, :, index // 2, :, index % 2] = phase
         return out.view(batch, channels, 2 * height, 2 * width)
 
-    def _phase_weights(self, dtype: torch.dtype, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """The four phases' 2x2 kernels stacked on the output channels (``embed``: each
-        placed at offset (a, b) of a zero 3x3 kernel, so all phases share one output grid)."""
+    def phase_weights(self, dtype: torch.dtype, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sub-pixel form of this layer's 3x3 convolution (see :meth:`_subpixel`): the four
+        output phases' 2x2 kernels stacked on the output channels (4C x Cin x 2 x 2), and the bias
+        repeated per phase, in ``dtype``. ``embed``: each kernel placed at offset (a, b) of a zero
+        3x3 kernel (4C x Cin x 3 x 3), so all phases share one output grid (what :mod:`fst.fused`
+        convolves).
+        Cached per weights version outside autograd; differentiable when training."""
         weight, bias = self.conv2d.weight, self.conv2d.bias
         versions = (-1, -1) if weight.is_inference() else (weight._version, bias._version)  # no counter there
         key = (*versions, weight.data_ptr(), bias.data_ptr(), weight.device, dtype, embed)
@@ -485,7 +415,9 @@ class _Upsample(nn.Module):
         return phase.reshape(-1, *phase.shape[-3:]).to(dtype).contiguous(), bias.repeat(4).to(dtype)
 
 
-def _pad_reflect_or_replicate(x: torch.Tensor, pad_w: int, pad_h: int) -> torch.Tensor:
-    """Pad right/bottom; reflection needs the side to exceed the pad, else replicate."""
+def pad_reflect_or_replicate(x: torch.Tensor, pad_w: int, pad_h: int) -> torch.Tensor:
+    """Pad x (NxCxHxW) by ``pad_w`` columns on the right and ``pad_h`` rows at the bottom: by
+    reflection when both sides exceed the pads (reflection needs that), else by replication.
+    How :meth:`TransformerNet.forward` brings an input to its stride (ONNX callers do the same)."""
     mode = "reflect" if min(x.shape[-2:]) > max(pad_w, pad_h) else "replicate"
     return nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)

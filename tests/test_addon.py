@@ -25,7 +25,7 @@ def base_folder(tmp_path_factory) -> Path:
 
 def trained_addon(base: str, names=("new",), seed: int = 3) -> FastStyle:
     """An add-on whose new rows were 'trained' (set at random)."""
-    model = addon.create(base, list(names), style_name="New")
+    model = addon.create(FastStyle, base, list(names), style_name="New")
     torch.manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -36,7 +36,7 @@ def trained_addon(base: str, names=("new",), seed: int = 3) -> FastStyle:
 
 def test_an_addon_freezes_its_base_and_starts_from_the_mean_row(base_folder):
     base = FastStyle.from_pretrained(base_folder)
-    model = addon.create(str(base_folder), ["new"])
+    model = addon.create(FastStyle, str(base_folder), ["new"])
     trainable = {name for name, p in model.net.named_parameters() if p.requires_grad}
     assert trainable == set(norm_parameter_names(model.net))
     assert torch.allclose(model.state_dict()["in1.weight"][0], base.state_dict()["in1.weight"].mean(0))
@@ -92,7 +92,7 @@ def test_missing_mismatched_and_chained_bases_are_refused(base_folder, tmp_path)
         FastStyle.from_pretrained(tmp_path / "addon")
     model.save_pretrained(tmp_path / "addon3")
     with pytest.raises(ConfigError, match="is itself an add-on; give the multi-style network it was trained on"):
-        addon.create(str(tmp_path / "addon3"), ["x"])
+        addon.create(FastStyle, str(tmp_path / "addon3"), ["x"])
 
 
 def test_nothing_is_loaded_from_a_hostile_base(base_folder, tmp_path, bad_inputs):

@@ -106,10 +106,10 @@ def test_bad_export_usage_exits_2(tmp_path, capsys):
 
 def test_argparse_errors_are_one_line_too(capsys):
     with pytest.raises(SystemExit) as info:
-        run_main(capsys, "stylize", "x.jpg", "-o", "y.png")
+        run_main(capsys, "gatys", "x.jpg", "-o", "y.png")
     err = capsys.readouterr().err
     assert info.value.code == 2 and len(err.strip().splitlines()) == 1
-    assert "the following arguments are required: --model/-m" in err
+    assert "the following arguments are required: --style/-s" in err
 
 
 def test_runtime_failures_exit_1_with_one_line_and_debug_shows_the_traceback(photos, tmp_path, capsys, dead_hub,

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import fst.hub
 from fst import FastStyle, HubError, ModelLoadError
 from hub_server import patch_client_retry_sleep
 
@@ -70,7 +69,7 @@ def test_server_errors_give_a_clear_bounded_failure(hub, published, tmp_path, mo
 
 
 def test_a_hanging_hub_is_abandoned_after_the_deadline(hub, published, tmp_path, monkeypatch):
-    monkeypatch.setattr(fst.hub, "HUB_DEADLINE", 1.5)
+    monkeypatch.setenv("FST_HUB_DEADLINE", "1.5")
     with hub.fault("/resolve/", "delay", seconds=8, times=None):
         start = time.perf_counter()
         with pytest.raises(HubError, match=r"downloading .* from the Hub took over 2 s"):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import fst.hub_access
+import fst.settings
 from fst import FastStyle, HubError, ModelLoadError
 from fst.hub_access import HubUnreachable
 
@@ -48,8 +49,8 @@ def test_a_refusing_hub_fails_at_once_with_one_clear_message(dead_hub, tmp_path,
 
 
 def test_a_silent_hub_is_given_up_after_the_timeout_and_remembered(dead_hub, tmp_path, monkeypatch):
-    assert fst.hub_access.HUB_TIMEOUT <= 5
-    monkeypatch.setattr(fst.hub_access, "HUB_TIMEOUT", 1.5)   # the default 5 s, shortened for the test
+    assert fst.settings.hub_timeout() <= 5
+    monkeypatch.setenv("FST_HUB_TIMEOUT", "1.5")   # the default 5 s, shortened for the test
     dead_hub("hang")
     elapsed, error = _load_timed("user/some-style", cache_dir=tmp_path)
     assert isinstance(error, HubUnreachable) and 1.4 < elapsed < 4.5
@@ -64,7 +65,7 @@ def test_the_outage_is_forgotten_after_a_while(dead_hub, monkeypatch):
     with pytest.raises(HubUnreachable):
         fst.hub_access.probe("user/x", "config.json")
     assert fst.hub_access.current_outage() is not None
-    monkeypatch.setattr(fst.hub_access, "HUB_RETRY_AFTER", 0.0)
+    monkeypatch.setenv("FST_HUB_RETRY_AFTER", "0")
     assert fst.hub_access.current_outage() is None
 
 
@@ -72,7 +73,7 @@ def test_a_cached_model_loads_without_waiting_on_a_dead_hub(hub, small_model, de
                                                            caplog):
     small_model.push_to_hub("user/cached-style")
     FastStyle.from_pretrained("user/cached-style", cache_dir=tmp_path)     # fills the cache
-    monkeypatch.setattr(fst.hub_access, "HUB_TIMEOUT", 1.5)
+    monkeypatch.setenv("FST_HUB_TIMEOUT", "1.5")
     dead_hub("hang")
     x = torch.rand(1, 3, 16, 16)
     with caplog.at_level(logging.WARNING):

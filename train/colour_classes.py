@@ -149,13 +149,16 @@ def class_weights(ab_samples: torch.Tensor, centres: torch.Tensor,
     return weights.float()
 
 
-def sample_ab(dataset: EncodedCrops, count: int = 200_000) -> torch.Tensor:
-    """a*b* targets of the cached crops (every pixel of every crop, subsampled to ``count``)."""
+def sample_ab(dataset: EncodedCrops, count: int = 200_000, *, main_process: bool = True) -> torch.Tensor:
+    """a*b* targets of the cached crops (every pixel of every crop, subsampled to ``count``).
+    Only the ``main_process`` writes the feature cache (several processes would write the same file)."""
     from tqdm.auto import tqdm
 
-    encoded = (dataset.encoded(i) for i in tqdm(range(len(dataset)), desc="encoding photos", unit="photo"))
+    encoded = (dataset.encoded(i) for i in tqdm(range(len(dataset)), desc="encoding photos", unit="photo",
+                                                 disable=not main_process))
     ab = torch.cat([target.float().reshape(2, -1).T for _, _, target in encoded])
-    dataset.save_cache()
+    if main_process:
+        dataset.save_cache()
     if len(ab) > count:
         ab = ab[torch.randperm(len(ab), generator=torch.Generator().manual_seed(0))[:count]]
     return ab

@@ -28,10 +28,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `accelerate launch train/x.py` from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from fst import imageio  # noqa: E402
+from fst import imageio, settings  # noqa: E402
 from fst.errors import DataError, FstError  # noqa: E402
 
 logger = logging.getLogger("fst.train")
+#: With FST_DEBUG_SHARDS=1 (fst.settings.debug_shards) every process logs the sample indices of each batch
+#: it trains on and, at the end, a digest of its weights: the shards are disjoint, and the replicas agree.
+shard_logger = logging.getLogger("fst.train.shards")
 
 IMAGE_EXTENSIONS = imageio.IMAGE_EXTENSIONS
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -371,25 +374,46 @@ def _write_failure(exc: BaseException, folder: Path) -> str:
 def make_accelerator(args: argparse.Namespace, tracker_project: str):
     """An Accelerator with a seedable sampler (exact resume) and the chosen tracker."""
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    from fst.runtime import distributed_on_cpu, single_process_launch_note
 
     accelerator = Accelerator(
+        cpu=distributed_on_cpu(),   # several processes and no GPU: gloo on the CPU, not N lone processes
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=str(args.output_dir),
                                             logging_dir=str(args.output_dir / "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        dataloader_config=loader_configuration(args.seed),
     )
     set_seed(args.seed, device_specific=True)  # a different stream per process
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.debug_shards():
+        shard_logger.setLevel(logging.DEBUG)
+    note = single_process_launch_note()
+    if note:
+        logger.warning(note)
     if accelerator.is_main_process:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         if args.report_to != "none":
             flat = {k: v for k, v in jsonable(vars(args)).items() if not isinstance(v, list)}  # trackers: scalars
             accelerator.init_trackers(tracker_project, config=flat)
     return accelerator
+
+
+def loader_configuration(seed: int):
+    """accelerate's data-loader settings: a seedable sampler (exact resume) that shuffles with ``seed`` on
+    every process, so that the processes' shards of an epoch are disjoint. (Without ``data_seed`` the
+    sampler takes torch's seed, which ``set_seed(device_specific=True)`` makes differ per process: each
+    process would shuffle differently and their shards would overlap.)"""
+    from accelerate.utils import DataLoaderConfiguration
+
+    options: dict[str, Any] = {"use_seedable_sampler": True}
+    if "data_seed" in DataLoaderConfiguration.__dataclass_fields__:   # accelerate 1.0 has none (added late 2024)
+        options["data_seed"] = seed
+    return DataLoaderConfiguration(**options)
 
 
 def jsonable(value: Any) -> Any:
@@ -544,6 +568,10 @@ def train_loop(
                 optimizer.zero_grad(set_to_none=True)
             state.batch_in_epoch += 1
             images_seen += len(batch["index"]) * accelerator.num_processes
+            if shard_logger.isEnabledFor(logging.DEBUG):
+                shard_logger.debug("process %d/%d epoch %d batch %d indices %s", accelerator.process_index,
+                                   accelerator.num_processes, state.epoch, state.batch_in_epoch,
+                                   [int(i) for i in batch["index"]])
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
@@ -568,7 +596,22 @@ def train_loop(
     bar.close()
     state.elapsed_seconds = time.perf_counter() - started
     accelerator.wait_for_everyone()
+    if shard_logger.isEnabledFor(logging.DEBUG):
+        shard_logger.debug("process %d/%d weights %s", accelerator.process_index, accelerator.num_processes,
+                           parameter_digest(accelerator.unwrap_model(model)))
     return state
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the parameters (names and values; not the buffers: batch-norm running statistics
+    follow each process's own batches) - equal on every process when the replicas agree."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, parameter in sorted(model.named_parameters(), key=lambda item: item[0]):
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _next_position(state: TrainState, batches_per_epoch: int) -> TrainState:

@@ -97,7 +97,7 @@ def build_model(args: argparse.Namespace, names: Sequence[str], **metadata: Any)
     if args.base is not None:
         if args.init_from:
             raise ConfigError("--init_from and --base exclude each other: an add-on starts from its base")
-        return addon.create(args.base, names, **metadata)
+        return addon.create(FastStyle, args.base, names, **metadata)
     model = FastStyle(config_for_arch(args.arch, style_names=list(names) or None, **metadata))
     if args.init_from:
         start = FastStyle.from_pretrained(args.init_from, device="cpu")

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from train import common, styles  # noqa: E402
 from fst import FastStyle, imageio  # noqa: E402
 from fst.errors import ConfigError, FstError  # noqa: E402
+from fst.settings import enable_huge_pages  # noqa: E402
 from fst.losses import DEFAULT_STYLE_LAYERS, LossWeights, PerceptualLoss  # noqa: E402
 from fst.temporal import shifted_copy, stability_loss  # noqa: E402
 from fst.transformer import ARCHITECTURES  # noqa: E402
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
     args = common.parse_args(build_parser(), argv)
     try:
         return train(args)
@@ -113,6 +115,9 @@ def train(args: argparse.Namespace) -> int:
     validation = common.validation_images(args.validation_images, None) or \
         [dataset[i]["image"][None] for i in range(min(4, len(dataset)))]
 
+    # Several processes: the content term is relative to the whole global batch (as with one process).
+    sum_over_processes = (lambda t: accelerator.reduce(t, "sum")) if accelerator.num_processes > 1 else None
+
     def compute_loss(batch, prepared_model):
         content, chosen = batch["image"], batch.get("style")
         if args.stability_weight > 0:   # one forward pass over the photos and their moved copies
@@ -121,7 +126,7 @@ def train(args: argparse.Namespace) -> int:
             output, moved_output = prepared_model(torch.cat((content, moved)), style=both).chunk(2)
         else:
             output = prepared_model(content, style=chosen)
-        terms = criterion(output, content, chosen)
+        terms = criterion(output, content, chosen, sum_over_processes=sum_over_processes)
         logs = {"loss": terms.total, "content": terms.content, "style": terms.style, "tv": terms.tv}
         if args.stability_weight > 0:
             logs["stability"] = args.stability_weight * stability_loss(output, moved_output, shift)

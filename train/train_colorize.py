@@ -32,6 +32,7 @@ from fst import imageio, metrics  # noqa: E402
 from fst.color import rgb_to_lab, rgb_to_lab_np, split_lab  # noqa: E402
 from fst.colorizer import ARCHITECTURES, Colorizer, ColorizerConfig, normalize_ab, normalize_lightness  # noqa: E402
 from fst.errors import DataError, FstError  # noqa: E402
+from fst.settings import enable_huge_pages  # noqa: E402
 
 IGNORE_INDEX = -100          # label of images without a class: no classification loss for them
 GRAY_MAX_CHROMA = 2.0        # an image whose 99th-percentile chroma C*ab is below this is grayscale
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
     parser = build_parser()
     args = common.parse_args(parser, argv)
     if args.batch_size < 2:
@@ -231,7 +233,8 @@ def train(args: argparse.Namespace) -> int:
                                               cache_file=args.feature_cache)
         trained: torch.nn.Module = colour_classes.HeadTrainer(model.net)
         centres = model.net.centres
-        weights = colour_classes.class_weights(colour_classes.sample_ab(dataset), centres, args.rebalance)
+        ab_samples = colour_classes.sample_ab(dataset, main_process=accelerator.is_main_process)
+        weights = colour_classes.class_weights(ab_samples, centres, args.rebalance)
 
         def compute_loss(batch: dict[str, Any], prepared_model: torch.nn.Module):
             return colour_classes.class_colour_loss(prepared_model, batch, centres, weights,

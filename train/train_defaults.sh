@@ -37,8 +37,8 @@ FROM_SHIPPED=${FROM_SHIPPED:-0}
 STYLES=(
   "starry_night|starry_night.jpg|The Starry Night (Vincent van Gogh)|5|400"
   "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5|0"
-  "great_wave|great_wave.jpg|The Great Wave off Kanagawa (Hokusai)|5|0"
-  "composition_vii|composition_vii.jpg|Composition VII (Wassily Kandinsky)|5|0"
+  "great_wave|great_wave.jpg|The Great Wave off Kanagawa (Hokusai)|5|300"
+  "composition_vii|composition_vii.jpg|Composition VII (Wassily Kandinsky)|5|500"
   "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5|0"
 )
 

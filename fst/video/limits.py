@@ -7,11 +7,9 @@ are generous: a feature film passes; the app passes stricter ones).
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from .. import settings
 
 ENVIRONMENT = {
     "max_seconds": "FST_VIDEO_MAX_SECONDS",
@@ -48,18 +46,7 @@ class VideoLimits:
         base = defaults or cls()
         values: dict[str, Any] = {}
         for name, variable in ENVIRONMENT.items():
-            raw = os.environ.get(variable, "").strip()
-            if not raw:
-                continue
-            current = getattr(base, name)
-            try:
-                value = type(current)(float(raw.replace("_", "")))
-            except (ValueError, OverflowError):
-                value = 0
-            if value > 0:
-                values[name] = value
-            else:
-                logger.warning("ignoring %s=%r (not a positive number); using %s", variable, raw, current)
+            values[name] = settings.env_positive(variable, getattr(base, name))
         return dataclasses.replace(base, **values)
 
 
