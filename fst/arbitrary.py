@@ -40,14 +40,20 @@ from .wct import AffineMap, FeatureStats, wct_map
 
 #: The encoder layers a decoder can start from, and their VGG16 widths.
 LEVEL_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
-#: Named variants. ``wct``: four levels, decoders at half VGG16's widths (the shipped default).
+#: Named variants, by their levels (decoders at half VGG16's widths): ``wct`` has Li et al.'s
+#: four (up to relu4_1, as their relu5_1 is beyond the project's VGG16 weights); ``wct3`` and
+#: ``wct2`` leave out the deepest ones: fewer of a painting's large shapes, more of the photo's
+#: content, and faster.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "wct": dict(levels=["relu4_1", "relu3_1", "relu2_1", "relu1_1"], decoder_width=0.5),
+    "wct3": dict(levels=["relu3_1", "relu2_1", "relu1_1"], decoder_width=0.5),
+    "wct2": dict(levels=["relu2_1", "relu1_1"], decoder_width=0.5),
 }
 MIN_SIDE = 16                      # smaller photos are padded up to this and cropped back
 MIN_STYLE_SIDE = 16                # a style image needs at least this many pixels per side
 AUTO_TILE_PIXELS = 2048 * 2048     # larger photos are tiled automatically (bounded memory)
 DEFAULT_TILE = 768
+TILE_BLEND = 16                    # tiles are cross-faded over this many pixels
 BORDER = 16                        # reflected margin around the photo: no zero-padding edge in the features
 PLAN_MAX_SIDE = 1024               # a tiled photo's transforms are computed on it at this size
 STYLE_CACHE_SIZE = 8               # paintings whose statistics are kept
@@ -314,8 +320,10 @@ class ArbitraryStyle(
             return self._run(x, stats=stats, strength=strength)[0]
         # Every tile uses the transforms of the whole photo (computed on a downscaled copy).
         _, maps = self._run(resize_max_side(x, PLAN_MAX_SIDE), stats=stats, strength=strength)
+        # The margin covers the receptive field beyond the cross-faded band of each window.
         return apply_in_tiles(x, lambda window: self._run(window, maps=maps)[0], lambda _, styled: styled,
-                              tile, align=self.net.total_stride, margin=self.net.receptive_radius)
+                              tile, align=self.net.total_stride, margin=self.net.receptive_radius + TILE_BLEND,
+                              blend=TILE_BLEND)
 
     def _run(self, x: torch.Tensor, *, maps: Sequence[AffineMap] | None = None, stats: StyleStatistics | None = None,
              strength: float = 1.0) -> tuple[torch.Tensor, list[AffineMap]]:

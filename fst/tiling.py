@@ -55,8 +55,9 @@ def apply_in_tiles(x: torch.Tensor, run, finish: Finisher, tile: int, *, align: 
                    blend: int = 16) -> torch.Tensor:
     """``finish(window, run(window))`` over overlapping windows of x (1x3xHxW on CPU), pasted
     together with cross-faded seams. ``run`` must treat every window alike (any statistics
-    it uses are fixed beforehand); ``margin`` should cover its receptive field, and windows
-    are aligned to ``align`` (its total stride)."""
+    it uses are fixed beforehand); for tiles to match the untiled result, ``margin`` should
+    cover its receptive field plus the ``blend`` band; windows are aligned to ``align`` (its
+    total stride)."""
     height, width = x.shape[-2:]
     tile = max(align * 8, tile - tile % align)
     margin = max(margin, blend)   # the cross-fade band lies inside the window's margin

@@ -60,7 +60,9 @@ def write_style_image(painting: str, path: Path, side: int = 160) -> None:
 
 
 def make_models_dir(root: Path, *, colorizer: bool = True) -> Path:
-    """A models folder like ``models/``: two styles (one with a webcam network), optionally a colorizer."""
+    """A models folder like ``models/``: two styles (one with a webcam network), optionally a
+    colorizer, and a tiny any-painting network (random decoders: it runs, it does not paint well)."""
+    from fst.arbitrary import ArbitraryStyle
     from fst.colorizer import Colorizer
 
     root.mkdir(parents=True, exist_ok=True)
@@ -81,6 +83,10 @@ def make_models_dir(root: Path, *, colorizer: bool = True) -> Path:
         Colorizer(width=0.05, num_classes=0, max_side=64).save_pretrained(root / "colorizer")
         entries.append(dict(name="colorizer", display_name="Colorizer (tiny test network)", kind="colorizer",
                             folder="colorizer", hub_id="fast-style/colorizer"))
+    torch.manual_seed(0)
+    ArbitraryStyle(levels=["relu2_1", "relu1_1"], decoder_width=0.125, style_size=64).save_pretrained(root / "arbitrary")
+    entries.append(dict(name="arbitrary", display_name="Any painting (tiny test network)", kind="arbitrary",
+                        folder="arbitrary", hub_id="fast-style/arbitrary"))
     (root / "catalog.json").write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
     return root
 

@@ -13,6 +13,7 @@ from fst.color import rgb_to_lab_np
 pytestmark = pytest.mark.subprocess   # the app runs in its own process
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def test_only_the_documented_endpoints_are_public(client):
     api = client.view_api(print_info=False, return_format="dict")
     assert sorted(api["named_endpoints"]) == ["/colorize", "/sheet", "/stylize", "/video"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/stylize"]["parameters"]]
-    assert params == ["image", "style", "strength", "max_side", "preserve_colors", "style_scale", "blend_with", "mix"]
+    assert params == ["image", "style", "strength", "max_side", "preserve_colors", "style_scale", "blend_with", "mix",
+                      "style_image"]
     assert [p["parameter_name"] for p in api["named_endpoints"]["/sheet"]["parameters"]] == ["image"]
     params = [p["parameter_name"] for p in api["named_endpoints"]["/colorize"]["parameters"]]
     assert params == ["image", "recolor", "then_style", "strength"]
@@ -83,6 +85,21 @@ def test_stylize_mixes_two_styles(client):
     assert np.abs(mixed - (first + second) / 2).max() <= 1 and np.abs(mixed - first).mean() > 2
     assert "mix must be a number between 0 and 1" in _error(client, EXAMPLES / "tiger.jpg", "starry_night", 1.0, 128,
                                                              False, 1.0, "great_wave", 2.0, api_name="/stylize")
+
+
+def test_stylize_with_any_painting(client, bad_inputs):
+    from gradio_client import handle_file
+
+    source, painting = EXAMPLES / "tiger.jpg", DATA / "styles" / "udnie.jpg"
+    plain = np.asarray(Image.open(_predict(client, source, "starry_night", 1.0, 256, False, 1.0, "", 0.0,
+                                           api_name="/stylize")).convert("RGB"))
+    out = _predict(client, source, "starry_night", 1.0, 256, False, 1.0, "", 0.0, handle_file(str(painting)),
+                   api_name="/stylize")
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert result.shape == (171, 256, 3) and not np.array_equal(result, plain)
+    assert "The painting cannot be used" in _error(client, source, "starry_night", 1.0, 256, False, 1.0, "", 0.0,
+                                                   handle_file(str(bad_inputs / "images" / "truncated.jpg")),
+                                                   api_name="/stylize")
 
 
 def test_the_sheet_shows_the_photo_in_every_style(client):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from app_helpers import HUB_STYLE_ID, make_models_dir, seed_hub_style
-from fst import catalog
+from fst import app_backend, catalog
 from fst.app_backend import (AppBackend, AppError, AppSettings, ColorizerUnavailable, ModelCache, ModelRegistry,
                              WebcamSession, decode_upload, is_monochrome, user_message)
 from fst.errors import FstError, HubError, NonFiniteOutputError
@@ -21,6 +21,7 @@ from fst.faststyle import FastStyle
 from fst.temporal import flicker, noisy_static_frames, smoothed, temporal_blend
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiger.jpg"
+EXAMPLES = EXAMPLE.parent
 SETTINGS = AppSettings(concurrency=1, queue_size=4, webcam_sessions=1, webcam_seconds=10, max_side=1024,
                        cache_size=4)
 
@@ -573,3 +574,43 @@ def test_the_all_styles_sheet(multi_backend):
     grid, notes = multi_backend.sheet(str(EXAMPLE), cell=64)
     # the photo and four styles (starry_night, great_wave, two of the multi-style network): 3 columns, 2 rows
     assert grid.shape == (2 * (43 + 22), 3 * 64, 3) and notes == []
+
+
+# --------------------------------------------------------------------------- any painting
+def test_stylize_with_an_uploaded_painting(backend, bad_inputs, data_dir):
+    photo = np.asarray(Image.open(EXAMPLES / "tiger.jpg"))
+    painting = str(data_dir / "styles" / "udnie.jpg")
+    result = backend.stylize(photo, "starry_night", 1.0, 256, style_image=painting)
+    assert result.after.shape == result.before.shape and any("your painting" in note for note in result.notes)
+    assert not np.array_equal(result.after, backend.stylize(photo, "starry_night", 1.0, 256).after)
+    for name, message in [("truncated.jpg", "truncated"), ("pixel_1x1.png", "too small"), ("script.svg", "SVG")]:
+        with pytest.raises(FstError, match=message) as info:
+            backend.stylize(photo, "starry_night", 1.0, 256, style_image=str(bad_inputs / "images" / name))
+        assert "painting" in user_message(info.value).lower() or "style image" in user_message(info.value)
+
+
+def test_the_webcam_takes_a_painting_decoded_once_per_session(backend, data_dir, monkeypatch):
+    frame = np.asarray(Image.open(EXAMPLES / "tiger.jpg").resize((320, 214)))
+    painting = str(data_dir / "styles" / "udnie.jpg")
+    decoded = []
+    original = app_backend.decode_upload
+    monkeypatch.setattr(app_backend, "decode_upload",
+                        lambda payload, **kw: decoded.append(kw.get("what", "photo")) or original(payload, **kw))
+    session = None
+    for _ in range(3):
+        styled, session = backend.webcam_frame(frame, "starry_night", resolution=512, session=session,
+                                               style_image=painting)
+        assert styled is not None and max(styled.shape[:2]) <= app_backend.ARBITRARY_WEBCAM_SIDE
+    assert decoded.count("painting") == 1 and session.network == "any painting"
+
+
+def test_a_catalogue_without_an_any_painting_network_says_so(tmp_path, monkeypatch):
+    root = make_models_dir(tmp_path / "models", colorizer=False)
+    catalog_path = root / "catalog.json"
+    entries = [e for e in json.loads(catalog_path.read_text())["models"] if e["kind"] != "arbitrary"]
+    catalog_path.write_text(json.dumps({"models": entries}))
+    monkeypatch.setenv("FST_MODELS_DIR", str(root))
+    backend = AppBackend(ModelRegistry("cpu"), SETTINGS)
+    photo = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(AppError, match="No any-painting network"):
+        backend.stylize(photo, "starry_night", 1.0, 256, style_image=str(EXAMPLES / "tiger.jpg"))

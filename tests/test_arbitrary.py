@@ -12,6 +12,7 @@ from PIL import Image
 from fst import ArbitraryStyle, ConfigError, InvalidImageError, ModelLoadError
 from fst.arbitrary import ArbitraryConfig
 from fst.cli import main as cli_main
+from tests.conftest import DATA_DIR
 from fst.wct import FeatureStats, mean_and_covariance, wct_map
 
 TINY = dict(levels=["relu2_1", "relu1_1"], decoder_width=0.125)
@@ -119,6 +120,14 @@ def test_style_statistics_are_cached(tiny, painting):
     out_a = tiny(photo(), style=first)
     out_b = tiny(photo(), style=painting)
     assert np.array_equal(out_a, out_b)
+
+
+def test_tiles_share_the_whole_photos_transforms(painting):
+    model = ArbitraryStyle.from_pretrained("arbitrary")   # trained decoders: a well-conditioned network
+    image = np.asarray(Image.open(sorted((DATA_DIR / "photos" / "bsds500" / "val").glob("*.jpg"))[0]))[:200, :264]
+    whole = model(image, style=painting).astype(np.int16)
+    tiled = model(image, style=painting, tile=96).astype(np.int16)
+    assert np.abs(whole - tiled).max() <= 3
 
 
 @pytest.mark.parametrize("value, option", [(-0.1, "strength"), (float("nan"), "strength"), (0, "style_scale")])

@@ -37,7 +37,8 @@ DEFAULT_SAMPLE_STYLES = ("starry_night", "the_scream", "composition_vii")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter)
     g = parser.add_argument_group("network")
-    g.add_argument("--arch", choices=sorted(ARCHITECTURES), default="wct", help="network variant")
+    g.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None,
+                   help="network variant (default: wct, or the --init_from network's)")
     g.add_argument("--levels", nargs="+", choices=sorted(LEVEL_CHANNELS, reverse=True), default=None,
                    help="encoder levels with a decoder, coarse to fine (overrides the variant's)")
     g.add_argument("--decoder_width", type=float, default=None,
@@ -73,18 +74,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_model(args: argparse.Namespace, loss_network: str, normalisation: str) -> ArbitraryStyle:
     """The network the options describe, with the prepared VGG16 as its encoder."""
-    fields: dict[str, Any] = {"arch": args.arch}
+    fields: dict[str, Any] = {"arch": args.arch} if args.arch else {}
     if args.levels or args.decoder_width is not None:   # a custom variant: no arch name
-        variant = ARCHITECTURES[args.arch]
+        variant = ARCHITECTURES[args.arch or "wct"]
         fields = {"levels": args.levels or variant["levels"],
                   "decoder_width": args.decoder_width if args.decoder_width is not None else variant["decoder_width"]}
     if args.init_from is not None:
-        return ArbitraryStyle.from_pretrained(args.init_from)
-    model = ArbitraryStyle(**fields, normalisation=normalisation, style_size=args.style_size,
+        return continued_model(ArbitraryStyle.from_pretrained(args.init_from), fields, args)
+    model = ArbitraryStyle(**(fields or {"arch": "wct"}), normalisation=normalisation, style_size=args.style_size,
                            loss_network=loss_network, training=common.public_options(args))
     vgg = load_vgg16(args.vgg_weights)
     encoder = model.net.encoder.state_dict()
     model.net.encoder.load_state_dict({key: vgg.state_dict()[key] for key in encoder}, strict=True)
+    return model
+
+
+def continued_model(start: ArbitraryStyle, fields: dict[str, Any], args: argparse.Namespace) -> ArbitraryStyle:
+    """``start``, or a network of the variant ``fields`` name made of its tensors: a subset of its
+    levels keeps their decoders and the encoder up to the deepest one (e.g. ``--arch wct2`` from
+    a ``wct`` network). A level ``start`` has no decoder for is an error."""
+    config = start.config.to_dict()
+    if not fields or (fields.get("arch") == config["arch"] and "levels" not in fields):
+        return start
+    levels = fields.get("levels") or ARCHITECTURES[fields["arch"]]["levels"]
+    missing = sorted(set(levels) - set(start.config.levels))
+    if missing:
+        raise ConfigError(f"--init_from {args.init_from} has no decoder for {', '.join(missing)} "
+                          f"(its levels: {', '.join(start.config.levels)})")
+    model = ArbitraryStyle({**config, "arch": None, "levels": None, "decoder_width": None, **fields,
+                            "style_size": args.style_size})
+    tensors = start.state_dict()
+    model.load_state_dict({key: tensors[key] for key in model.state_dict()}, strict=True)
     return model
 
 
@@ -154,7 +174,13 @@ def train(args: argparse.Namespace) -> int:
         net.train()
         return common.save_grid([validation, *rows], args.output_dir / "samples" / f"step-{step:06d}.png")
 
-    state = common.train_loop(args, accelerator, model, optimizer, dataset, compute_loss, sample_grid)
+    if args.max_steps == 0:   # an export: --init_from's network with the levels asked for, as it is
+        if args.init_from is None:
+            raise ConfigError("--max_steps 0 exports an --init_from network (e.g. a subset of its levels); "
+                              "give --init_from")
+        state = common.TrainState()
+    else:
+        state = common.train_loop(args, accelerator, model, optimizer, dataset, compute_loss, sample_grid)
     if accelerator.is_main_process:
         finish(args, accelerator.unwrap_model(model), state, len(paths), sample_grid, paintings)
     accelerator.end_training()
@@ -164,6 +190,7 @@ def train(args: argparse.Namespace) -> int:
 def finish(args, model: ArbitraryStyle, state, num_images: int, sample_grid, paintings) -> None:
     """Write the Hub-ready folder (weights, config, card, samples); push it."""
     model.eval()
+    started = ArbitraryStyle.from_pretrained(args.init_from) if args.init_from else None
     folder = args.output_dir
     grid = sample_grid(state.step)
     imageio.save_image(imageio.read_image(grid), folder / "samples.jpg", quality=85)
@@ -181,8 +208,12 @@ def finish(args, model: ArbitraryStyle, state, num_images: int, sample_grid, pai
                          "mixed_precision": str(args.mixed_precision or "no")},
         steps=state.step, train_seconds=state.elapsed_seconds, hardware=common.hardware_name(),
         final_losses=state.last_losses, quality=None, num_images=num_images,
+        trained_levels=args.train_levels or model.config.levels,
+        started_from=f"`{common.public_name(args.init_from)}`, a network of levels {', '.join(started.config.levels)}"
+        + (f" trained for {started.config.training.get('max_steps')} steps" if started.config.training else "")
+        if started is not None else None,
         speed=common.speed_line(lambda image: model.stylize(image, style=paintings[0] if paintings else image),
-                                "eager fp32, four levels"),
+                                f"eager fp32, {len(model.config.levels)} levels"),
     )
     common.save_and_publish(args, model, card, template="arbitrary")
 
