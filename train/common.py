@@ -80,6 +80,25 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="YAML or JSON file of option values (command-line flags override it)")
 
 
+def run_script(parser: argparse.ArgumentParser, train: Callable[[argparse.Namespace], int],
+               argv: Sequence[str] | None = None,
+               check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = None) -> int:
+    """A training script's ``main``: huge pages on (before the first tensor: PyTorch reads the
+    switch once), options parsed (``check`` may refine them or call ``parser.error``), then
+    ``train(args)``; an FstError becomes one ``error:`` line and exit code 2."""
+    from fst.settings import enable_huge_pages
+
+    enable_huge_pages()
+    args = parse_args(parser, argv)
+    if check is not None:
+        check(parser, args)
+    try:
+        return train(args)
+    except FstError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse argv, taking defaults from ``--config`` (YAML/JSON) when given."""
     config_only = argparse.ArgumentParser(add_help=False)

@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train import common, styles  # noqa: E402
 from fst import FastStyle, imageio  # noqa: E402
-from fst.errors import ConfigError, FstError  # noqa: E402
-from fst.settings import enable_huge_pages  # noqa: E402
+from fst.errors import ConfigError  # noqa: E402
 from fst.losses import DEFAULT_STYLE_LAYERS, LossWeights, PerceptualLoss  # noqa: E402
 from fst.temporal import shifted_copy, stability_loss  # noqa: E402
 from fst.transformer import ARCHITECTURES  # noqa: E402
@@ -73,13 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
-    args = common.parse_args(build_parser(), argv)
-    try:
-        return train(args)
-    except FstError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return common.run_script(build_parser(), train, argv)
 
 
 def train(args: argparse.Namespace) -> int:

@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from train import common  # noqa: E402
 from fst import imageio  # noqa: E402
 from fst.arbitrary import ARCHITECTURES, LEVEL_CHANNELS, ArbitraryStyle  # noqa: E402
-from fst.errors import ConfigError, FstError  # noqa: E402
-from fst.settings import enable_huge_pages  # noqa: E402
+from fst.errors import ConfigError  # noqa: E402
 from fst.vgg import describe, load_vgg16, weights_path  # noqa: E402
 
 #: Paintings of shared/data used for the sample grid (never for training).
@@ -63,13 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
-    args = common.parse_args(build_parser(), argv)
-    try:
-        return train(args)
-    except FstError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return common.run_script(build_parser(), train, argv)
 
 
 def build_model(args: argparse.Namespace, loss_network: str, normalisation: str) -> ArbitraryStyle:

@@ -32,7 +32,6 @@ from fst import imageio, metrics  # noqa: E402
 from fst.color import rgb_to_lab, rgb_to_lab_np, split_lab  # noqa: E402
 from fst.colorizer import ARCHITECTURES, Colorizer, ColorizerConfig, normalize_ab, normalize_lightness  # noqa: E402
 from fst.errors import DataError, FstError  # noqa: E402
-from fst.settings import enable_huge_pages  # noqa: E402
 
 IGNORE_INDEX = -100          # label of images without a class: no classification loss for them
 GRAY_MAX_CHROMA = 2.0        # an image whose 99th-percentile chroma C*ab is below this is grayscale
@@ -76,18 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
-    parser = build_parser()
-    args = common.parse_args(parser, argv)
+    return common.run_script(build_parser(), train, argv, check=_check_options)
+
+
+def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.batch_size < 2:
         parser.error("--batch_size must be >= 2 (batch norm after the fully connected layers)")
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
-    try:
-        return train(args)
-    except FstError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
 
 # ------------------------------------------------------------------------------ data
