@@ -12,7 +12,6 @@ from PIL import Image
 from fst import ArbitraryStyle, ConfigError, InvalidImageError, ModelLoadError
 from fst.arbitrary import ArbitraryConfig
 from fst.cli import main as cli_main
-from tests.conftest import DATA_DIR
 from fst.wct import FeatureStats, mean_and_covariance, wct_map
 
 TINY = dict(levels=["relu2_1", "relu1_1"], decoder_width=0.125)
@@ -122,9 +121,9 @@ def test_style_statistics_are_cached(tiny, painting):
     assert np.array_equal(out_a, out_b)
 
 
-def test_tiles_share_the_whole_photos_transforms(painting):
+def test_tiles_share_the_whole_photos_transforms(painting, data_dir):
     model = ArbitraryStyle.from_pretrained("arbitrary")   # trained decoders: a well-conditioned network
-    image = np.asarray(Image.open(sorted((DATA_DIR / "photos" / "bsds500" / "val").glob("*.jpg"))[0]))[:200, :264]
+    image = np.asarray(Image.open(sorted((data_dir / "photos" / "bsds500" / "val").glob("*.jpg"))[0]))[:200, :264]
     whole = model(image, style=painting).astype(np.int16)
     tiled = model(image, style=painting, tile=96).astype(np.int16)
     assert np.abs(whole - tiled).max() <= 3

@@ -7,6 +7,7 @@ prints the graph's cycles and the private names imported across modules.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "fst"
@@ -149,3 +150,13 @@ if __name__ == "__main__":
     print(f"{len(graph)} modules, {sum(map(len, graph.values()))} import edges")
     print("cycles:", cycles(graph) or "none")
     print("private names imported across modules:", hidden or "none")
+
+
+def test_no_test_module_imports_conftest():
+    """Importing conftest a second time (as ``tests.conftest``) would start a second local Hub
+    server and point HF_ENDPOINT at it, away from the one the ``hub`` fixture controls."""
+    tests = Path(__file__).resolve().parent
+    offenders = [path.name for path in tests.glob("*.py")
+                 if re.search(r"^\s*(from\s+(tests\.)?conftest\s+import|import\s+(tests\.)?conftest)",
+                              path.read_text(encoding="utf-8"), re.M)]
+    assert offenders == []
