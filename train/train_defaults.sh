@@ -31,15 +31,17 @@ SEED=${SEED:-0}
 STAGE2_STEPS=${STAGE2_STEPS:-}      # set: that many stage-2 steps for every style named
 STAGE2_SIZE=${STAGE2_SIZE:-256}
 STAGE2_STYLE_WEIGHT=${STAGE2_STYLE_WEIGHT:-10}
+STAGE2_LAYER_WEIGHTS=${STAGE2_LAYER_WEIGHTS:-}   # set: these stage-2 layer weights for every style named
 FROM_SHIPPED=${FROM_SHIPPED:-0}
 
-# name|style file|display name|style weight|stage-2 steps of the shipped network (0: none yet)
+# name|style file|display name|style weight|stage-2 steps of the shipped network (0: none yet)|
+# stage-2 style layer weights (relu1_2 relu2_2 relu3_3 relu4_3; default 1 1 2 4)
 STYLES=(
   "starry_night|starry_night.jpg|The Starry Night (Vincent van Gogh)|5|400"
   "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5|0"
   "great_wave|great_wave.jpg|The Great Wave off Kanagawa (Hokusai)|5|300"
   "composition_vii|composition_vii.jpg|Composition VII (Wassily Kandinsky)|5|500"
-  "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5|0"
+  "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5|300|1 1 1 1"
 )
 
 # Where each painting comes from, for the model card (facts from ../shared/data/README.md):
@@ -57,14 +59,16 @@ declare -A PROVENANCE=(
 RT_STYLES=(starry_night the_scream great_wave)
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
 
-train_one() {  # name file display style_weight arch steps [stage: 1|2]
-  local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6 stage=${7:-1} title artist licence source
+train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2 layer weights]
+  local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6 stage=${7:-1} layer_weights=${8:-1 1 2 4}
+  local title artist licence source
   local size=${IMAGE_SIZE} batch=4 lr=2e-3 out="${OUT}/${name}" extra=()
   if [ "${stage}" = 2 ]; then
     size=${STAGE2_SIZE} batch=2 lr=1e-3 style_weight=${STAGE2_STYLE_WEIGHT} out="${OUT}/${name}-stage2"
     local start="${OUT}/${name}"
     [ "${FROM_SHIPPED}" = 1 ] && start="models/${name}"
-    extra=(--init_from "${start}" --style_layer_weights 1 1 2 4)
+    # shellcheck disable=SC2206  # the weights are meant to split into words
+    extra=(--init_from "${start}" --style_layer_weights ${layer_weights})
   fi
   IFS='|' read -r title artist licence source <<<"${PROVENANCE[${file}]}"
   echo "== ${name}: stage ${stage}, ${steps} steps of ${arch} at ${size}px"
@@ -91,12 +95,13 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2]
 
 wanted=("$@")
 for spec in "${STYLES[@]}"; do
-  IFS='|' read -r name file display style_weight stage2_steps <<<"$spec"
+  IFS='|' read -r name file display style_weight stage2_steps layer_weights <<<"$spec"
   stage2_steps=${STAGE2_STEPS:-${stage2_steps}}
+  layer_weights=${STAGE2_LAYER_WEIGHTS:-${layer_weights:-1 1 2 4}}
   if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]]; then
     [ "${FROM_SHIPPED}" = 1 ] || train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STEPS}"
     if [ "${stage2_steps}" -gt 0 ]; then
-      train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${stage2_steps}" 2
+      train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${stage2_steps}" 2 "${layer_weights}"
     fi
   fi
   if [ "${FROM_SHIPPED}" != 1 ] && [[ " ${RT_STYLES[*]} " =~ " ${name} " ]] && \
