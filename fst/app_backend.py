@@ -62,6 +62,7 @@ TILE_ABOVE = 1280
 #: Brush sizes the app offers (fst.brush allows up to 8), and the fine detail put back above 1.
 MAX_APP_STYLE_SCALE = 4.0
 ARBITRARY_WEBCAM_SIDE = 256            # any-painting webcam frames on CPU: at most this size (longer side)
+ARBITRARY_WEBCAM_LEVELS = 2            # ... through the finest two levels only (about 2x faster)
 BRUSH_DETAIL = 0.5
 MAX_CUSTOM_MODELS = 16                 # user-pasted repo ids remembered for the style lists
 MAX_FAILED_MODELS = 256                # Hub ids that failed to load, remembered for $FST_HUB_RETRY_AFTER seconds
@@ -856,8 +857,9 @@ class AppBackend:
 
         ``blend_with`` and ``mix`` mix in a second style as in :meth:`stylize`: two styles of one
         multi-style network switch and mix at no cost (one network, loaded once). With
-        ``style_image`` (an uploaded painting) the any-painting network styles the frames, at
-        most ARBITRARY_WEBCAM_SIDE px on CPU; the painting is decoded once per session. Empty or
+        ``style_image`` (an uploaded painting) the any-painting network styles the frames, on CPU
+        at most ARBITRARY_WEBCAM_SIDE px through its finest ARBITRARY_WEBCAM_LEVELS levels; the
+        painting is decoded once per session. Empty or
         undecodable frames are counted and skipped; the stream goes on.
         """
         session = session if isinstance(session, WebcamSession) else WebcamSession()
@@ -885,8 +887,10 @@ class AppBackend:
             styled = stylize_mix(model, second, mix, content, strength=strength, style_scale=style_scale)
             key = f"{style}|{blend_with}|{network}"   # a new pair restarts the smoothing; moving the mix does not
         else:
-            styled = self.registry.load_arbitrary().stylize(content, style=painting, strength=strength,
-                                                            style_scale=style_scale)
+            levels = None if self.device.type == "cuda" else ARBITRARY_WEBCAM_LEVELS
+            arbitrary = self.registry.load_arbitrary()
+            styled = arbitrary.stylize(content, style=painting, strength=strength, style_scale=style_scale,
+                                       levels=min(levels, len(arbitrary.config.levels)) if levels else None)
             key, session.network = f"painting|{session.painting[0]}", "any painting"
         previous = session.previous if session.previous_style == key else None
         styled = temporal_blend(styled, previous, blend)

@@ -167,13 +167,14 @@ class ArbitraryNet(nn.Module):
         return features, {level: self.decoders[level](features[level]) for level in self.levels}
 
     def transfer(self, x: torch.Tensor, maps: Sequence[AffineMap] | None = None,
-                 style: Mapping[str, FeatureStats] | None = None,
-                 strength: float = 1.0) -> tuple[torch.Tensor, list[AffineMap]]:
-        """x (1x3xHxW in [0, 1], H, W multiples of total_stride) through every level, coarse to
-        fine. Each level's transform is ``maps[i]`` when given (tiles of one image share them),
-        else computed from x's own features and ``style``. Returns the image and the maps."""
+                 style: Mapping[str, FeatureStats] | None = None, strength: float = 1.0,
+                 levels: Sequence[str] | None = None) -> tuple[torch.Tensor, list[AffineMap]]:
+        """x (1x3xHxW in [0, 1], H, W multiples of total_stride) through ``levels`` (default:
+        all), coarse to fine. Each level's transform is ``maps[i]`` when given (tiles of one
+        image share them), else computed from x's own features and ``style``. Returns the
+        image and the maps."""
         used: list[AffineMap] = []
-        for index, level in enumerate(self.levels):
+        for index, level in enumerate(levels or self.levels):
             features = self.encode(x, level)
             transform = maps[index] if maps is not None else wct_map(features, style[level], strength)
             x = self.decoders[level](transform(features)).clamp_(0, 1)
@@ -281,6 +282,7 @@ class ArbitraryStyle(
         tile: int | None = None,
         style_scale: float = 1.0,
         style_size: int | None = None,
+        levels: int | None = None,
     ) -> Any:
         """Stylize one image with ``style`` (a painting, or its :meth:`style_statistics`);
         returns the same kind, dtype and layout as ``image`` (see ``fst.inference``).
@@ -295,38 +297,52 @@ class ArbitraryStyle(
                 and is upsampled, so 2 paints strokes twice as large.
             style_size: the longer side the painting is resized to (default
                 ``config.style_size``); smaller gives larger strokes.
+            levels: use only the finest this many levels (faster, e.g. for a webcam on a CPU;
+                less of the painting's larger shapes); default all.
         """
         strength = check_unit_interval("strength", strength)
         style_scale = check_style_scale(style_scale)
         max_side = check_optional_size("max_side", max_side, MIN_SIDE)
         tile = check_optional_size("tile", tile, 64)
+        used = self._levels(levels)
         source = as_input(image)
         stats = self.style_statistics(style, style_size)
         content = resize_max_side(source.tensor, max_side)
         if strength == 0.0:
             return source.restore(content)
-        styled = stylize_at_scale(lambda x: self._transfer(x, stats, strength, tile), content, style_scale)
+        styled = stylize_at_scale(lambda x: self._transfer(x, stats, strength, tile, used), content, style_scale)
         if preserve_color:
             from .color import luminance_transfer
 
             styled = luminance_transfer(content, styled).clamp_(0, 1)
         return source.restore(styled)
 
-    def _transfer(self, x: torch.Tensor, stats: StyleStatistics, strength: float, tile: int | None) -> torch.Tensor:
-        """The multi-level transfer of x (1x3xHxW, CPU), tiled when large."""
+    def _levels(self, count: int | None) -> list[str]:
+        """The finest ``count`` levels (all for None); a clear ValueError for a bad count."""
+        levels = self.net.levels
+        if count is None:
+            return list(levels)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(levels):
+            raise ValueError(f"levels must be a whole number from 1 to {len(levels)} (this network's levels: "
+                             f"{', '.join(levels)}), got {count!r}")
+        return list(levels[-count:])
+
+    def _transfer(self, x: torch.Tensor, stats: StyleStatistics, strength: float, tile: int | None,
+                  levels: list[str]) -> torch.Tensor:
+        """The multi-level transfer of x (1x3xHxW, CPU) through ``levels``, tiled when large."""
         if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
             tile = DEFAULT_TILE
         if tile is None or max(x.shape[-2:]) <= tile:
-            return self._run(x, stats=stats, strength=strength)[0]
+            return self._run(x, stats=stats, strength=strength, levels=levels)[0]
         # Every tile uses the transforms of the whole photo (computed on a downscaled copy).
-        _, maps = self._run(resize_max_side(x, PLAN_MAX_SIDE), stats=stats, strength=strength)
+        _, maps = self._run(resize_max_side(x, PLAN_MAX_SIDE), stats=stats, strength=strength, levels=levels)
         # The margin covers the receptive field beyond the cross-faded band of each window.
-        return apply_in_tiles(x, lambda window: self._run(window, maps=maps)[0], lambda _, styled: styled,
-                              tile, align=self.net.total_stride, margin=self.net.receptive_radius + TILE_BLEND,
-                              blend=TILE_BLEND)
+        return apply_in_tiles(x, lambda window: self._run(window, maps=maps, levels=levels)[0],
+                              lambda _, styled: styled, tile, align=self.net.total_stride,
+                              margin=self.net.receptive_radius + TILE_BLEND, blend=TILE_BLEND)
 
     def _run(self, x: torch.Tensor, *, maps: Sequence[AffineMap] | None = None, stats: StyleStatistics | None = None,
-             strength: float = 1.0) -> tuple[torch.Tensor, list[AffineMap]]:
+             strength: float = 1.0, levels: list[str] | None = None) -> tuple[torch.Tensor, list[AffineMap]]:
         """The network on x (1x3xHxW, CPU) on the model's device. The photo is surrounded by
         BORDER reflected pixels (VGG16's zero padding would otherwise give its edges features
         no photo has, which the transform turns into bright frames), padded to a multiple of the
@@ -337,7 +353,7 @@ class ArbitraryStyle(
         pad_w = max(MIN_SIDE, width + 2 * border + (-(width + 2 * border)) % stride) - width - border
         padded = _pad(x, border, pad_h, border, pad_w).to(self.device)
         with inference_context(self.device):
-            out, used = self.net.transfer(padded, maps, stats.levels if stats else None, strength)
+            out, used = self.net.transfer(padded, maps, stats.levels if stats else None, strength, levels)
         out = out[..., border:border + height, border:border + width]
         return check_finite_output(out.float()).cpu(), used
 

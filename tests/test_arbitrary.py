@@ -129,6 +129,15 @@ def test_tiles_share_the_whole_photos_transforms(painting, data_dir):
     assert np.abs(whole - tiled).max() <= 3
 
 
+def test_fewer_levels_run_only_the_finest(tiny, painting):
+    image = photo()
+    assert np.array_equal(tiny(image, style=painting, levels=2), tiny(image, style=painting))
+    assert not np.array_equal(tiny(image, style=painting, levels=1), tiny(image, style=painting))
+    for bad in (0, 3, 1.5, True):
+        with pytest.raises(ValueError, match="levels must be a whole number from 1 to 2"):
+            tiny(image, style=painting, levels=bad)
+
+
 @pytest.mark.parametrize("value, option", [(-0.1, "strength"), (float("nan"), "strength"), (0, "style_scale")])
 def test_bad_options_are_clear_errors(tiny, painting, value, option):
     with pytest.raises(ValueError, match=option):

@@ -69,14 +69,14 @@ def test_a_level_the_start_network_lacks_is_refused(small_data, tmp_path, capsys
 
 
 @pytest.mark.subprocess
-def test_the_reproduction_script_trains_and_exports_the_shipped_levels(small_data, tmp_path):
+def test_the_reproduction_script_runs_both_stages(small_data, tmp_path):
     data = small_data(4, 2, 2)
     env = {**os.environ, "DATA": str(data), "OUT": str(tmp_path / "out"), "MODELS": str(tmp_path / "models"),
-           "STEPS": "2", "IMAGE_SIZE": "32"}
+           "STEPS": "2", "STAGE2_STEPS": "2", "IMAGE_SIZE": "32"}
     result = subprocess.run(["bash", str(REPO_ROOT / "train" / "train_arbitrary_default.sh")], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     shipped = ArbitraryStyle.from_pretrained(tmp_path / "models" / "arbitrary")
-    assert shipped.config.arch == "wct2" and shipped.config.levels == ["relu2_1", "relu1_1"]
+    assert shipped.config.arch == "wct3" and shipped.config.levels == ["relu3_1", "relu2_1", "relu1_1"]
     stored = load_file(tmp_path / "models" / "arbitrary" / "model.safetensors")
     assert all(t.dtype == torch.float16 for t in stored.values())
