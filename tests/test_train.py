@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,23 +14,16 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from fst import FastStyle
-from fst.vgg import prepare_vgg16, weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def vgg_ready():
-    if not weights_path().is_file():
-        prepare_vgg16(prefer_hub=False)
+pytestmark = pytest.mark.usefixtures("vgg_weights")
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, data_dir) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for path in sorted((data_dir / "photos" / "bsds500" / "train").glob("*.jpg"))[:6]:
-        shutil.copy(path, folder / path.name)
-    return folder
+def photos(train_photos) -> Path:
+    return train_photos(6)
 
 
 def launch(args: list[str], **popen) -> subprocess.Popen:

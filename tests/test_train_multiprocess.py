@@ -28,7 +28,6 @@ import torch
 from safetensors.torch import load_file
 
 from fst import FastStyle
-from fst.vgg import prepare_vgg16, weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 10
@@ -69,19 +68,13 @@ if _rank is not None and _logs and _watch:
 '''
 
 
-@pytest.fixture(scope="module", autouse=True)
-def vgg_ready():
-    if not weights_path().is_file():
-        prepare_vgg16(prefer_hub=False)
+pytestmark = pytest.mark.usefixtures("vgg_weights")
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, data_dir) -> Path:
+def photos(train_photos) -> Path:
     """8 photos: 2 processes x batch 2 = 2 steps an epoch, the same global batches as 1 process x batch 4."""
-    folder = tmp_path_factory.mktemp("photos")
-    for path in sorted((data_dir / "photos" / "bsds500" / "train").glob("*.jpg"))[:8]:
-        shutil.copy(path, folder / path.name)
-    return folder
+    return train_photos(8)
 
 
 @pytest.fixture(scope="module")

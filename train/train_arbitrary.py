@@ -27,7 +27,7 @@ from train import common  # noqa: E402
 from fst import imageio  # noqa: E402
 from fst.arbitrary import ARCHITECTURES, LEVEL_CHANNELS, ArbitraryStyle  # noqa: E402
 from fst.errors import ConfigError  # noqa: E402
-from fst.vgg import describe, load_vgg16, weights_path  # noqa: E402
+from fst.vgg import describe, load_vgg16, prepare_vgg16  # noqa: E402
 
 #: Paintings of shared/data used for the sample grid (never for training).
 DEFAULT_SAMPLE_STYLES = ("starry_night", "the_scream", "composition_vii")
@@ -76,9 +76,8 @@ def build_model(args: argparse.Namespace, loss_network: str, normalisation: str)
         return continued_model(ArbitraryStyle.from_pretrained(args.init_from), fields, args)
     model = ArbitraryStyle(**(fields or {"arch": "wct"}), normalisation=normalisation, style_size=args.style_size,
                            loss_network=loss_network, training=common.public_options(args))
-    vgg = load_vgg16(args.vgg_weights)
-    encoder = model.net.encoder.state_dict()
-    model.net.encoder.load_state_dict({key: vgg.state_dict()[key] for key in encoder}, strict=True)
+    vgg = load_vgg16(args.vgg_weights).state_dict()
+    model.net.encoder.load_state_dict({key: vgg[key] for key in model.net.encoder.state_dict()}, strict=True)
     return model
 
 
@@ -130,9 +129,7 @@ def train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--feature_weight must be >= 0, got {args.feature_weight}")
     accelerator = common.make_accelerator(args, "fst-arbitrary")
     paths = common.discover_images(args.data)
-    source = args.vgg_weights or weights_path()
-    load_vgg16(args.vgg_weights)   # prepares the weights when missing
-    meta = describe(source)
+    meta = describe(prepare_vgg16(args.vgg_weights))   # at once when they are prepared already
     model = build_model(args, meta.get("source", "unknown"), meta.get("normalisation", "caffe"))
     stride = model.net.total_stride
     if args.image_size % stride:
