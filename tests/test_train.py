@@ -14,9 +14,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from fst import FastStyle
-
-REPO = Path(__file__).resolve().parents[1]
-
+from train_helpers import REPO, base_args, launch, run
 
 pytestmark = pytest.mark.usefixtures("vgg_weights")
 
@@ -24,26 +22,6 @@ pytestmark = pytest.mark.usefixtures("vgg_weights")
 @pytest.fixture(scope="module")
 def photos(train_photos) -> Path:
     return train_photos(6)
-
-
-def launch(args: list[str], **popen) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--num_cpu_threads_per_process", "1", str(REPO / "train" / "train.py"), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, **popen)
-
-
-def run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
-    proc = launch(args)
-    out, _ = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
-
-
-def base_args(data_dir: Path, photos: Path, out: Path, steps: int = 4) -> list[str]:
-    return ["--style", str(data_dir / "styles" / "the_scream.jpg"), "--data", str(photos),
-            "--arch", "johnson-lite", "--image_size", "32", "--style_size", "64", "--batch_size", "2",
-            "--max_steps", str(steps), "--checkpointing_steps", "2", "--validation_steps", "2",
-            "--log_steps", "1", "--output_dir", str(out), "--seed", "3"]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from fst import FastStyle
 from fst.errors import ConfigError
 from fst.transformer import norm_parameter_names
-from test_train import photos, run, vgg_ready  # noqa: F401 - fixtures
+from train_helpers import REPO, run
 from train.styles import StyledImageFolder, normalize_style_args
 from train.train import build_parser
 
@@ -52,7 +52,9 @@ def test_each_image_gets_a_style_that_a_resumed_run_sees_again(tmp_path):
 
 
 @pytest.mark.subprocess
-def test_a_multistyle_run_then_an_addon_on_it(data_dir, photos, tmp_path):  # noqa: F811 - fixture
+@pytest.mark.usefixtures("vgg_weights")
+def test_a_multistyle_run_then_an_addon_on_it(data_dir, train_photos, tmp_path):
+    photos = train_photos(6)
     styles = data_dir / "styles"
     common = ["--data", str(photos), "--image_size", "32", "--style_size", "64", "--batch_size", "2",
               "--max_steps", "3", "--checkpointing_steps", "3", "--validation_steps", "3", "--log_steps", "1"]
@@ -86,8 +88,6 @@ def test_a_multistyle_run_then_an_addon_on_it(data_dir, photos, tmp_path):  # no
 def test_the_reproduction_script_runs_with_a_tiny_step_count(small_data, tmp_path):
     import os
     import subprocess
-
-    from test_train import REPO
 
     data = small_data(4, 2, 2)
     env = {**os.environ, "DATA": str(data), "OUT": str(tmp_path / "out"), "MODELS": str(tmp_path / "models"),

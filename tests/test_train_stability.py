@@ -5,11 +5,13 @@ import json
 
 import pytest
 
-from test_train import base_args, photos, run, vgg_ready  # noqa: F401 - shared photos, VGG16 weights, launcher
+from train_helpers import base_args, run
 
 
 @pytest.mark.subprocess
-def test_train_with_a_stability_weight(data_dir, photos, tmp_path):
+@pytest.mark.usefixtures("vgg_weights")
+def test_train_with_a_stability_weight(data_dir, train_photos, tmp_path):
+    photos = train_photos(6)
     out = tmp_path / "run"
     result = run([*base_args(data_dir, photos, out, steps=2), "--stability_weight", "2"])
     assert result.returncode == 0, result.stdout[-3000:]
