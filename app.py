@@ -1,4 +1,4 @@
-"""fast-style: the Gradio app. UI wiring only; the logic lives in ``fst/app_backend.py``.
+"""fast-style: the Gradio app. UI wiring only; the logic lives in the ``fst.app_backend`` package.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--models-dir models/] [--no-hub]
 

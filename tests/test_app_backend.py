@@ -594,7 +594,7 @@ def test_the_webcam_takes_a_painting_decoded_once_per_session(backend, data_dir,
     painting = str(data_dir / "styles" / "udnie.jpg")
     decoded = []
     original = app_backend.decode_upload
-    monkeypatch.setattr(app_backend, "decode_upload",
+    monkeypatch.setattr(app_backend.handlers, "decode_upload",
                         lambda payload, **kw: decoded.append(kw.get("what", "photo")) or original(payload, **kw))
     session = None
     for _ in range(3):

@@ -32,10 +32,11 @@ STAGE2_STEPS=${STAGE2_STEPS:-}      # set: that many stage-2 steps for every sty
 STAGE2_SIZE=${STAGE2_SIZE:-256}
 STAGE2_STYLE_WEIGHT=${STAGE2_STYLE_WEIGHT:-10}
 STAGE2_LAYER_WEIGHTS=${STAGE2_LAYER_WEIGHTS:-}   # set: these stage-2 layer weights for every style named
+STAGE2_CONTENT_WEIGHT=${STAGE2_CONTENT_WEIGHT:-} # set: this stage-2 content weight for every style named
 FROM_SHIPPED=${FROM_SHIPPED:-0}
 
 # name|style file|display name|style weight|stage-2 steps of the shipped network (0: none yet)|
-# stage-2 style layer weights (relu1_2 relu2_2 relu3_3 relu4_3; default 1 1 2 4)
+# stage-2 style layer weights (relu1_2 relu2_2 relu3_3 relu4_3; default 1 1 2 4)|stage-2 content weight (default 2)
 STYLES=(
   "starry_night|starry_night.jpg|The Starry Night (Vincent van Gogh)|5|400"
   "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5|0"
@@ -59,12 +60,14 @@ declare -A PROVENANCE=(
 RT_STYLES=(starry_night the_scream great_wave)
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
 
-train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2 layer weights]
+train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2 layer weights] [stage-2 content weight]
   local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6 stage=${7:-1} layer_weights=${8:-1 1 2 4}
+  local content_weight=2
   local title artist licence source
   local size=${IMAGE_SIZE} batch=4 lr=2e-3 out="${OUT}/${name}" extra=()
   if [ "${stage}" = 2 ]; then
     size=${STAGE2_SIZE} batch=2 lr=1e-3 style_weight=${STAGE2_STYLE_WEIGHT} out="${OUT}/${name}-stage2"
+    content_weight=${9:-2}
     local start="${OUT}/${name}"
     [ "${FROM_SHIPPED}" = 1 ] && start="models/${name}"
     # shellcheck disable=SC2206  # the weights are meant to split into words
@@ -79,7 +82,7 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2
     --data "${DATA}/photos/imagenet_sample" "${DATA}/photos/bsds500/train" \
     --validation_images "${DATA}/photos/bsds500/val" \
     --arch "${arch}" --image_size "${size}" --batch_size "${batch}" --lr "${lr}" \
-    --content_weight 2 --style_weight "${style_weight}" --tv_weight 1 "${extra[@]}" \
+    --content_weight "${content_weight}" --style_weight "${style_weight}" --tv_weight 1 "${extra[@]}" \
     --max_steps "${steps}" --checkpointing_steps 50 --checkpoints_total_limit 1 \
     --validation_steps 100 --log_steps 10 --seed "${SEED}" \
     --hub_model_id "fast-style/${name//_/-}" \
@@ -95,13 +98,14 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2
 
 wanted=("$@")
 for spec in "${STYLES[@]}"; do
-  IFS='|' read -r name file display style_weight stage2_steps layer_weights <<<"$spec"
+  IFS='|' read -r name file display style_weight stage2_steps layer_weights content_weight <<<"$spec"
   stage2_steps=${STAGE2_STEPS:-${stage2_steps}}
   layer_weights=${STAGE2_LAYER_WEIGHTS:-${layer_weights:-1 1 2 4}}
   if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]]; then
     [ "${FROM_SHIPPED}" = 1 ] || train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${STEPS}"
     if [ "${stage2_steps}" -gt 0 ]; then
-      train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${stage2_steps}" 2 "${layer_weights}"
+      train_one "${name}" "${file}" "${display}" "${style_weight}" "${ARCH}" "${stage2_steps}" 2 "${layer_weights}" \
+        "${STAGE2_CONTENT_WEIGHT:-${content_weight:-2}}"
     fi
   fi
   if [ "${FROM_SHIPPED}" != 1 ] && [[ " ${RT_STYLES[*]} " =~ " ${name} " ]] && \
