@@ -13,7 +13,7 @@ import torch
 from fst.colorizer import Colorizer, ColorizerConfig
 from fst.colorizer_vgg import VGGColorizerNet, ab_bin_centres, annealed_mean, gray_rgb
 from fst.errors import ConfigError
-from train.colour_classes import choose_temperature, class_weights, soft_targets
+from train.colour_classes import choose_temperature, class_weights, pick_temperature, soft_targets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "photos"
@@ -98,6 +98,14 @@ def test_temperature_is_chosen_for_fidelity_among_the_colourful_ones():
     chosen, rows = choose_temperature(model, photos)
     assert model.config.temperature == chosen and len(rows) >= 5
     assert chosen in [row["temperature"] for row in rows]
+
+
+def test_temperature_rule_prefers_fidelity_then_colour_among_ties():
+    rows = [{"temperature": t, "psnr": p, "colourfulness": c}
+            for t, p, c in [(0.38, 22.9, 19.0), (0.5, 23.50, 13.6), (0.8, 23.48, 15.8), (1.0, 23.40, 16.8)]]
+    assert pick_temperature(rows, truth_colourfulness=36.0) == 0.38   # the only one at >= 50% colour
+    assert pick_temperature(rows, truth_colourfulness=40.0) == 0.8    # none: most colourful within 0.05 dB
+    assert pick_temperature(rows[1:2], truth_colourfulness=40.0) == 0.5
 
 
 @pytest.mark.subprocess

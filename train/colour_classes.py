@@ -8,8 +8,8 @@
   al. 2016: the smoothed empirical class distribution mixed with the uniform one,
   lambda 0.5), so rare saturated colours are not drowned by the common desaturated ones.
 - After training, the annealed-mean temperature is chosen on held-out photos: the most
-  faithful (PSNR) one among those that keep at least half the photos' colourfulness (or
-  among all, when none does).
+  faithful (PSNR) one among those that keep at least half the photos' colourfulness; when
+  none does, the most colourful one within PSNR_TIE_DB of the most faithful.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ NEIGHBOURS, SIGMA = 5, 5.0
 REBALANCE_LAMBDA = 0.5
 #: Candidate annealed-mean temperatures tried after training.
 TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.65, 0.8, 1.0)
+#: PSNR differences below this (dB) count as ties, broken by colourfulness.
+PSNR_TIE_DB = 0.05
 
 
 def load_encoder_weights(model: Colorizer, path: Path | None) -> str:
@@ -204,8 +206,8 @@ def class_colour_loss(prepared: nn.Module, batch: dict[str, Any], centres: torch
 
 
 def choose_temperature(model: Colorizer, images: Sequence[torch.Tensor]) -> tuple[float, list[dict[str, float]]]:
-    """The annealed-mean temperature with the best PSNR among those keeping >= 50% of the
-    photos' colourfulness (among all of them if none does), and the table tried."""
+    """Set the model's annealed-mean temperature by :func:`pick_temperature` on ``images``;
+    returns it and the table tried."""
     truth = float(np.mean([metrics.colorfulness(image).item() for image in images]))
     rows = []
     for temperature in TEMPERATURES:
@@ -214,10 +216,19 @@ def choose_temperature(model: Colorizer, images: Sequence[torch.Tensor]) -> tupl
         rows.append({"temperature": temperature,
                      "psnr": float(np.mean([metrics.psnr(o, i).item() for o, i in zip(outputs, images)])),
                      "colourfulness": float(np.mean([metrics.colorfulness(o).item() for o in outputs]))})
-    vivid = [row for row in rows if row["colourfulness"] >= 0.5 * truth]
-    best = max(vivid or rows, key=lambda row: row["psnr"])   # none vivid enough: the most faithful
-    model.config.temperature = best["temperature"]
-    return best["temperature"], rows
+    model.config.temperature = pick_temperature(rows, truth)
+    return model.config.temperature, rows
+
+
+def pick_temperature(rows: Sequence[dict[str, float]], truth_colourfulness: float) -> float:
+    """The best-PSNR temperature among those keeping >= 50% of the photos' colourfulness; when
+    none does, the most colourful one within :data:`PSNR_TIE_DB` of the best PSNR."""
+    vivid = [row for row in rows if row["colourfulness"] >= 0.5 * truth_colourfulness]
+    if vivid:
+        return max(vivid, key=lambda row: row["psnr"])["temperature"]
+    best = max(row["psnr"] for row in rows)
+    ties = [row for row in rows if row["psnr"] >= best - PSNR_TIE_DB]
+    return max(ties, key=lambda row: row["colourfulness"])["temperature"]
 
 
 def temperature_table(rows: Sequence[dict[str, float]], chosen: float) -> str:

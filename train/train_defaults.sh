@@ -57,8 +57,10 @@ declare -A PROVENANCE=(
 
 # Webcam networks (johnson-rt, 3x the steps): trained as <name>_rt; the catalogue's
 # "webcam" field points the style's entry at it, and the app's webcam tab uses it on CPU.
-RT_STYLES=(starry_night the_scream great_wave)
+# name|stage-2 steps of the shipped network (0: none yet; the style's stage-2 settings)
+RT_STYLES=("starry_night|0" "the_scream|0" "great_wave|0")
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
+RT_STAGE2_STEPS=${RT_STAGE2_STEPS:-}   # set: that many stage-2 steps for every webcam network named
 
 train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2 layer weights] [stage-2 content weight]
   local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6 stage=${7:-1} layer_weights=${8:-1 1 2 4}
@@ -96,6 +98,15 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2
     "${out}" "${MODELS}/${name}"
 }
 
+rt_stage2_steps() {  # name -> the stage-2 steps of its webcam network; fails when it has none
+  local spec rt_name steps
+  for spec in "${RT_STYLES[@]}"; do
+    IFS='|' read -r rt_name steps <<<"${spec}"
+    if [ "${rt_name}" = "$1" ]; then echo "${RT_STAGE2_STEPS:-${steps}}"; return 0; fi
+  done
+  return 1
+}
+
 wanted=("$@")
 for spec in "${STYLES[@]}"; do
   IFS='|' read -r name file display style_weight stage2_steps layer_weights content_weight <<<"$spec"
@@ -108,8 +119,12 @@ for spec in "${STYLES[@]}"; do
         "${STAGE2_CONTENT_WEIGHT:-${content_weight:-2}}"
     fi
   fi
-  if [ "${FROM_SHIPPED}" != 1 ] && [[ " ${RT_STYLES[*]} " =~ " ${name} " ]] && \
-     { [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]] || [[ " ${wanted[*]} " =~ " ${name}_rt " ]]; }; then
-    train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_STEPS}"
+  rt_stage2_steps=$(rt_stage2_steps "${name}") || continue   # no webcam network for this style
+  if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]] || [[ " ${wanted[*]} " =~ " ${name}_rt " ]]; then
+    [ "${FROM_SHIPPED}" = 1 ] || train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_STEPS}"
+    if [ "${rt_stage2_steps}" -gt 0 ]; then
+      train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${rt_stage2_steps}" 2 \
+        "${layer_weights}" "${STAGE2_CONTENT_WEIGHT:-${content_weight:-2}}"
+    fi
   fi
 done
