@@ -488,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app, workdir = None, None
+    # gradio_client leaves an empty folder in the temp dir per download: keep them in one we remove.
+    client_temp = Path(tempfile.mkdtemp(prefix="fst-load-client-"))
+    tempfile.tempdir = str(client_temp)
     if args.url is None:
         workdir = Path(tempfile.mkdtemp(prefix="fst-load-app-"))
         env = dict(item.split("=", 1) for item in args.app_env)
@@ -506,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         if app is not None:
             app.stop()
             shutil.rmtree(workdir, ignore_errors=True)
+        tempfile.tempdir = None
+        shutil.rmtree(client_temp, ignore_errors=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         summary = {**result.summary(), "cpu_count": os.cpu_count(), "url_started_here": app is not None}

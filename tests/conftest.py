@@ -24,6 +24,12 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["GRADIO_TEMP_DIR"] = str(_SESSION_TMP / "gradio")
+# Temporary files of child processes (the app, `accelerate launch`'s torchelastic folders) and, from
+# session start, of this one (gradio_client leaves an empty folder in the temp dir per download)
+# stay inside the session folder, removed at the end.
+_TEMP = _SESSION_TMP / "tmp"
+_TEMP.mkdir()
+os.environ["TMPDIR"] = str(_TEMP)
 os.environ.setdefault("FST_CACHE", str(Path.home() / ".cache" / "fst"))  # VGG weights are shared
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_TOKEN", None)
@@ -42,6 +48,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("subprocess") or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Route this process's temporary files into the session folder, once pytest has placed its
+    own base temp (kept across runs) in the system temp dir."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        factory.getbasetemp()
+    tempfile.tempdir = str(_TEMP)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
