@@ -31,8 +31,9 @@ if str(REPO_ROOT) not in sys.path:  # also runnable with --noconftest
 
 from fst import imageio  # noqa: E402
 from fst.errors import InvalidImageError  # noqa: E402
+from fst.inference import from_uint8_array, to_uint8_array  # noqa: E402
 from fst.imageio import (  # noqa: E402
-    BACKGROUND, image_to_tensor, is_image_file, read_image, save_image, tensor_to_image, to_rgb_array,
+    BACKGROUND, centre_square, fit_longer_side, is_image_file, read_image, save_image, scale_image, to_rgb_array,
 )
 
 BAD_INPUTS = (REPO_ROOT.parent / "shared" / "data" / "bad_inputs").resolve()
@@ -294,7 +295,7 @@ def check_webcam(path: Path, row: dict) -> None:
     assert out.std() > 10, "output must not be flat (all black/white)"
     expected = expected_webcam(frame)
     assert np.abs(out.astype(int) - expected).max() <= 1
-    tensor = image_to_tensor(frame)
+    tensor = from_uint8_array(out)
     assert tensor.shape == (1, 3) + frame.shape[:2] and tensor.dtype == torch.float32
     assert torch.isfinite(tensor).all() and 0 <= tensor.min() and tensor.max() <= 1
 
@@ -663,10 +664,10 @@ def test_every_source_kind_gives_the_same_pixels(name):
     assert array.dtype == np.uint8 and array.flags.c_contiguous and array.flags.writeable
     assert (array == expected).all()
     assert (to_rgb_array(array) == expected).all()
-    tensor = image_to_tensor(array)
+    tensor = from_uint8_array(array)
     assert tensor.shape == (1, 3) + expected.shape[:2] and tensor.dtype == torch.float32
     assert (to_rgb_array(tensor) == expected).all() and (to_rgb_array(tensor[0]) == expected).all()
-    assert (np.asarray(tensor_to_image(tensor)) == expected).all()
+    assert (to_uint8_array(tensor) == expected).all()
     assert is_image_file(path) and is_image_file(path, decode=True)
 
 
@@ -742,11 +743,23 @@ def test_tensors():
     with pytest.raises(InvalidImageError, match="empty frame"):
         to_rgb_array(torch.zeros(3, 0, 10))
     with pytest.raises(InvalidImageError, match="NaN/Inf"):
-        tensor_to_image(torch.full((1, 3, 8, 10), float("inf")))
-    out = tensor_to_image(torch.tensor([-1.0, 0.5, 7.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2))
-    assert out.mode == "RGB" and out.getpixel((0, 0)) == (0, 128, 255)  # clamped and rounded
-    back = image_to_tensor(Image.new("RGB", (5, 4), (255, 0, 51)))
+        to_rgb_array(torch.full((1, 3, 8, 10), float("inf")))
+    out = to_uint8_array(torch.tensor([-1.0, 0.5, 7.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2))
+    assert out.shape == (2, 2, 3) and tuple(out[0, 0]) == (0, 128, 255)  # clamped and rounded
+    back = from_uint8_array(np.asarray(Image.new("RGB", (5, 4), (255, 0, 51))))
     assert back.shape == (1, 3, 4, 5) and torch.allclose(back[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.2]))
+
+
+def test_resize_family_keeps_aspect_and_sizes():
+    wide = Image.new("RGB", (300, 100), (10, 20, 30))
+    assert fit_longer_side(wide, 60).size == (60, 20)
+    assert fit_longer_side(wide, 600).size == (600, 200)       # upscales too
+    assert scale_image(Image.new("RGB", (1, 9)), 0.1).size == (1, 1)   # never below one pixel
+    assert scale_image(wide, 1.0) is wide
+    gradient = Image.fromarray(np.tile(np.arange(300, dtype=np.uint8)[None, :, None], (100, 1, 3)))
+    square = centre_square(gradient, 50)
+    assert square.size == (50, 50)
+    assert abs(int(np.asarray(square)[25, 25, 0]) - 150) <= 3   # the middle of the gradient, not its left end
 
 
 # --------------------------------------------------------------------------- save_image

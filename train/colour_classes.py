@@ -26,6 +26,7 @@ from fst import imageio, metrics
 from fst.color import rgb_to_lab, split_lab
 from fst.colorizer import Colorizer, normalize_lightness
 from fst.errors import FstError
+from fst.inference import from_uint8_array
 from fst.vgg import load_vgg16
 
 #: Output stride of the colour classes (relu3_3 level).
@@ -48,16 +49,6 @@ def load_encoder_weights(model: Colorizer, path: Path | None) -> str:
                        f"configured for {model.config.encoder_normalisation!r}")
     model.net.encoder.load_state_dict(vgg.state_dict(), strict=True)
     return getattr(vgg, "source", "unknown")
-
-
-def centre_crop(image, size: int) -> torch.Tensor:
-    """The central ``size`` x ``size`` square of a PIL image scaled so its shorter side is ``size`` (3xHxW)."""
-    width, height = image.size
-    scale = size / min(width, height)
-    resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), 3)
-    left, top = (resized.width - size) // 2, (resized.height - size) // 2
-    crop = np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    return torch.from_numpy(crop.copy()).permute(2, 0, 1).float().div_(255)
 
 
 class EncodedCrops(torch.utils.data.Dataset):
@@ -120,7 +111,7 @@ class EncodedCrops(torch.utils.data.Dataset):
     def encoded(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(relu3_3, relu4_3, a*b* target) of photo ``index``, unflipped, fp16 (computed once)."""
         if index not in self.cache:
-            rgb = centre_crop(imageio.read_image(self.paths[index]), self.size)[None]
+            rgb = from_uint8_array(np.asarray(imageio.centre_square(imageio.read_image(self.paths[index]), self.size)))
             lightness, ab = split_lab(rgb_to_lab(rgb))
             relu3_3, relu4_3 = self.encode(normalize_lightness(lightness))
             target = F.avg_pool2d(ab, TARGET_STRIDE)

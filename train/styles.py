@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fst import FastStyle, addon, config_for_arch
+from fst import FastStyle, addon, config_for_arch, imageio
 from fst.errors import ConfigError
 from fst.multistyle import check_style_names, style_name_from_path
 
@@ -122,8 +122,7 @@ def started_from(source: str | None) -> str | None:
 def style_strip(images: Sequence[Image.Image], names: Sequence[str], height: int = 160) -> Image.Image:
     """The style images side by side at one height, each labelled with its name (``style.jpg``
     of a multi-style network: its thumbnail on the Hub)."""
-    scaled = [image.resize((max(1, round(image.width * height / image.height)), height), Image.LANCZOS)
-              for image in images]
+    scaled = [imageio.scale_image(image, height / image.height) for image in images]
     label = 18
     strip = Image.new("RGB", (sum(image.width for image in scaled), height + label), "white")
     draw = ImageDraw.Draw(strip)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from train import common, styles  # noqa: E402
 from fst import FastStyle, imageio  # noqa: E402
 from fst.errors import ConfigError  # noqa: E402
+from fst.inference import from_uint8_array  # noqa: E402
 from fst.losses import DEFAULT_STYLE_LAYERS, LossWeights, PerceptualLoss  # noqa: E402
 from fst.temporal import shifted_copy, stability_loss  # noqa: E402
 from fst.transformer import ARCHITECTURES  # noqa: E402
@@ -94,8 +95,7 @@ def train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--style_layer_weights: {exc} ({len(args.style_layers)} layers)") from None
     if not args.stability_weight >= 0:
         raise ConfigError(f"--stability_weight must be >= 0, got {args.stability_weight}")
-    style_tensors = [torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float().div(255).to(device)
-                     for image in style_images]
+    style_tensors = [from_uint8_array(np.asarray(image)).to(device) for image in style_images]
     criterion = PerceptualLoss(vgg, style_tensors if names else style_tensors[0], weights).to(device)
 
     hyper = common.public_options(args)

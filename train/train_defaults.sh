@@ -8,10 +8,10 @@
 #       bash train/train_defaults.sh starry_night  # smoke test
 #   FROM_SHIPPED=1 STAGE2_STEPS=300 bash train/train_defaults.sh the_scream   # stage 2 only, from models/
 #
-# Two stages per style: 400 steps at 128 px crops (batch 4), then (so far for starry_night
-# only; STAGE2_STEPS=N gives every named style N) more at 256 px crops (batch 2) with the
-# deeper style layers weighted up (1, 1, 2, 4) and a stronger style weight: that stage is
-# what brings the painting's larger structures in.
+# Two stages per style: 400 steps at 128 px crops (batch 4), then (the steps, layer weights
+# and content weight of each style below; STAGE2_STEPS=N gives every named style N) more at
+# 256 px crops (batch 2) with the deeper style layers weighted up (1, 1, 2, 4) and a stronger
+# style weight: that stage is what brings the painting's larger structures in.
 # The webcam networks are stage 1 only, with 3x the steps.
 #
 # bsds500/val is held out (validation grids and the quality figures of bench/quality.py).
@@ -39,7 +39,7 @@ FROM_SHIPPED=${FROM_SHIPPED:-0}
 # stage-2 style layer weights (relu1_2 relu2_2 relu3_3 relu4_3; default 1 1 2 4)|stage-2 content weight (default 2)
 STYLES=(
   "starry_night|starry_night.jpg|The Starry Night (Vincent van Gogh)|5|400"
-  "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5|0"
+  "the_scream|the_scream.jpg|The Scream (Edvard Munch)|5|300|1 1 2 4|3"
   "great_wave|great_wave.jpg|The Great Wave off Kanagawa (Hokusai)|5|300"
   "composition_vii|composition_vii.jpg|Composition VII (Wassily Kandinsky)|5|500"
   "the_kiss|the_kiss.jpg|The Kiss (Gustav Klimt)|5|300|1 1 1 1"

@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image
@@ -50,6 +50,7 @@ from ..errors import InvalidImageError
 from ..settings import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from .arrays import BACKGROUND, array_to_rgb, is_array_or_tensor, is_tensor, tensor_to_hwc
 from .decode import normalize, open_bytes, verify_file
+from .geometry import centre_square, fit_longer_side, scale_image
 from .identify import DECODE_FORMATS, detail, show
 from .sources import MAX_FILE_BYTES, read_source_bytes, resolve_max_pixels
 from .writing import atomic_save
@@ -107,26 +108,6 @@ def to_rgb_array(image: ImageSource, *, max_pixels: int | None = None) -> np.nda
     return np.array(read_image(image, max_pixels=limit))
 
 
-def image_to_tensor(img: ImageSource) -> Any:
-    """Return a 1x3xHxW float32 torch tensor in [0, 1] for a PIL image or array."""
-    import torch  # lazy: decoding must not pay for (or depend on) importing torch
-
-    array = to_rgb_array(img)
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous()
-
-
-def tensor_to_image(tensor: Any) -> Image.Image:
-    """Return an RGB PIL image for a 1x3xHxW / 3xHxW float tensor in [0, 1] (clamped, rounded)."""
-    if not is_tensor(tensor):
-        raise InvalidImageError(f"expected a torch tensor, got {type(tensor).__name__}")
-    array = tensor_to_hwc(tensor)
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise InvalidImageError(
-            "image tensor contains NaN/Inf values (the model produced non-finite output); "
-            "check the model weights and the input")
-    return Image.fromarray(array_to_rgb(array, _UNLIMITED, float_range="unit"), "RGB")
-
-
 def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike, *, quality: int = 95) -> Path:
     """Write ``image`` as PNG, JPEG or WebP (chosen by the extension of ``path``).
 
@@ -177,5 +158,5 @@ def is_image_file(path: str | os.PathLike, *, max_pixels: int | None = None, dec
 
 
 __all__ = ["BACKGROUND", "DECODE_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "MAX_FILE_BYTES", "MAX_PIXELS_ENV",
-           "SAVE_FORMATS", "ImageSource", "image_file_problem", "image_to_tensor", "is_image_file", "read_image",
-           "save_image", "tensor_to_image", "to_rgb_array"]
+           "SAVE_FORMATS", "ImageSource", "centre_square", "fit_longer_side", "image_file_problem", "is_image_file",
+           "read_image", "save_image", "scale_image", "to_rgb_array"]
