@@ -29,31 +29,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.quality import (SECTION, closure, gatys_reference, held_out_paths, load_photos, losses,  # noqa: E402
-                           write_card)
+from bench.quality import SECTION, held_out_paths, load_photos, style_scores, write_card  # noqa: E402
 from bench.run import stats  # noqa: E402
 from fst import FastStyle, catalog, imageio  # noqa: E402
-from fst.inference import from_uint8_array, resize_max_side  # noqa: E402
-from fst.losses import LossWeights, style_grams  # noqa: E402
+from fst.inference import from_uint8_array  # noqa: E402
 from fst.vgg import load_vgg16  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def style_closure(stylize: Callable[[torch.Tensor], torch.Tensor], key: str, style_path: Path, photos, paths, vgg,
+def style_closure(stylize: Callable[[torch.Tensor], torch.Tensor], style_path: Path, photos, paths, vgg,
                   gatys_steps: int) -> dict[str, Any]:
     """Mean closure and content ratio against Gatys of ``stylize`` on ``photos`` for one style image."""
-    weights = LossWeights()
-    style = resize_max_side(from_uint8_array(np.asarray(imageio.read_image(style_path))), max(photos[0].shape[-2:]))
-    grams = style_grams(vgg, style, weights.style_layers)
-    closures, ratios = [], []
-    for photo, path in zip(photos, paths):
-        reference, _ = gatys_reference(key, style, photo, path, gatys_steps, weights, vgg)
-        photo_loss, gatys = losses(vgg, photo, photo, grams, weights), losses(vgg, reference, photo, grams, weights)
-        network = losses(vgg, stylize(photo), photo, grams, weights)
-        closures.append(closure(photo_loss["style"], network["style"], gatys["style"]))
-        ratios.append(network["content"] / gatys["content"])
-    return {"closure": float(np.nanmean(closures)), "content_ratio": float(np.mean(ratios))}
+    style = from_uint8_array(np.asarray(imageio.read_image(style_path)))
+    scores = style_scores(stylize, style, photos, paths, vgg, gatys_steps)
+    return {"closure": scores["closure"], "content_ratio": scores["content_ratio"]}
 
 
 def quality(args: argparse.Namespace) -> dict:
@@ -67,14 +57,13 @@ def quality(args: argparse.Namespace) -> dict:
     for name in args.styles or model.style_names:
         model.style_weights(name)   # an unknown name is a StyleError before any work
         style_path = Path(args.model) / "styles" / f"{name}.jpg"
-        row = {"multistyle": style_closure(lambda x, n=name: model.stylize(x, style=n), name, style_path, photos,
-                                           paths, vgg, args.gatys_steps)}
+        row = {"multistyle": style_closure(lambda x, n=name: model.stylize(x, style=n), style_path, photos, paths,
+                                           vgg, args.gatys_steps)}
         for entry in catalog.load_catalog():
             wanted = entry.name in args.compare if args.compare else entry.name.startswith(name)
             if wanted and entry.kind == "style" and not entry.style:
                 single = FastStyle.from_pretrained(entry.path, device="cpu")
-                row[entry.name] = style_closure(single.stylize, name, style_path, photos, paths, vgg,
-                                                args.gatys_steps)
+                row[entry.name] = style_closure(single.stylize, style_path, photos, paths, vgg, args.gatys_steps)
         report["styles"][name] = row
         print(name, json.dumps(row), flush=True)
     if args.write_card:
@@ -100,11 +89,10 @@ def quality_markdown(report: dict) -> str:
 def addon(args: argparse.Namespace) -> dict:
     photos, paths = load_photos(args.photos, args.size), held_out_paths(args.photos)
     vgg = load_vgg16()
-    key = Path(args.style).stem
     report = {"style": Path(args.style).name, "photos": [p.name for p in paths], "size": args.size, "networks": {}}
     for folder in args.folders:
         model = FastStyle.from_pretrained(folder, device="cpu")
-        result = style_closure(model.stylize, key, Path(args.style), photos, paths, vgg, args.gatys_steps)
+        result = style_closure(model.stylize, Path(args.style), photos, paths, vgg, args.gatys_steps)
         result["steps"] = (model.config.training or {}).get("max_steps")
         report["networks"][str(folder)] = result
         print(folder, json.dumps(result), flush=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import math
 import re
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fst import Colorizer, FastStyle, catalog, imageio  # noqa: E402
 from fst.gatys import optimize  # noqa: E402
-from fst.inference import from_uint8_array, resize_max_side  # noqa: E402
+from fst.inference import from_uint8_array, resize_max_side, to_uint8_array  # noqa: E402
 from fst.losses import LossWeights, content_loss, style_grams, style_loss  # noqa: E402
 from fst.color import rgb_to_lab  # noqa: E402
 from fst.losses import gram_matrix  # noqa: E402
@@ -80,10 +81,13 @@ def closure(photo: float, network: float, gatys: float) -> float:
     return math.log(photo / network) / math.log(photo / gatys) if photo > gatys else float("nan")
 
 
-def gatys_reference(style_name: str, style: torch.Tensor, photo: torch.Tensor, path: Path, steps: int,
+def gatys_reference(style: torch.Tensor, photo: torch.Tensor, path: Path, steps: int,
                     weights: LossWeights, vgg) -> tuple[torch.Tensor, float]:
-    """The Gatys result for (style, photo), from the cache or optimised now (then cached)."""
-    cache = RESULTS / "gatys" / f"{style_name}-{path.stem}-{max(photo.shape[-2:])}px-{steps}.png"
+    """The Gatys result for (style, photo), from the cache or optimised now (then cached). The cache
+    is keyed by the style's pixels, so the networks of one painting (a style and its webcam
+    network) share their references."""
+    digest = hashlib.sha256(to_uint8_array(style).tobytes()).hexdigest()[:12]
+    cache = RESULTS / "gatys" / f"style-{digest}-{path.stem}-{max(photo.shape[-2:])}px-{steps}.png"
     if cache.is_file():
         return from_uint8_array(np.asarray(imageio.read_image(cache))), float("nan")
     start = time.perf_counter()
@@ -94,7 +98,7 @@ def gatys_reference(style_name: str, style: torch.Tensor, photo: torch.Tensor, p
     return image, seconds
 
 
-def style_scores(stylize, style_name: str, style: torch.Tensor, photos, paths, vgg, gatys_steps: int) -> dict:
+def style_scores(stylize, style: torch.Tensor, photos, paths, vgg, gatys_steps: int) -> dict:
     """Losses, closure and content ratio of ``stylize`` (photo -> styled) against Gatys with ``style``."""
     weights = LossWeights()
     style = resize_max_side(style, max(photos[0].shape[-2:]))
@@ -107,7 +111,7 @@ def style_scores(stylize, style_name: str, style: torch.Tensor, photos, paths, v
         styled = stylize(photo)
         times["network"].append(time.perf_counter() - start)
         rows["network"].append(losses(vgg, styled, photo, grams, weights))
-        reference, seconds = gatys_reference(style_name, style, photo, path, gatys_steps, weights, vgg)
+        reference, seconds = gatys_reference(style, photo, path, gatys_steps, weights, vgg)
         if math.isfinite(seconds):
             times["gatys"].append(seconds)
         rows["gatys"].append(losses(vgg, reference, photo, grams, weights))
@@ -126,7 +130,7 @@ def style_scores(stylize, style_name: str, style: torch.Tensor, photos, paths, v
 def evaluate_style(entry, photos, paths, vgg, gatys_steps: int) -> dict:
     model = FastStyle.from_pretrained(entry.path, device="cpu")
     style = from_uint8_array(np.asarray(imageio.read_image(entry.path / "style.jpg")))
-    result = style_scores(model.stylize, entry.name, style, photos, paths, vgg, gatys_steps)
+    result = style_scores(model.stylize, style, photos, paths, vgg, gatys_steps)
     large = resize_max_side(load_photos(1, 512)[0], 512)
     return {**result, "artefacts_512px": float(periodic_peak(model.stylize(large))),
             "photo_artefacts_512px": float(periodic_peak(large))}
@@ -145,7 +149,7 @@ def evaluate_arbitrary(entry, photos, paths, vgg, gatys_steps: int, paintings: i
         style = from_uint8_array(np.asarray(imageio.read_image(path)))
         # The style image at the photos' scale, as for the Gatys reference.
         stylize = functools.partial(model.stylize, style=style, style_size=max(photos[0].shape[-2:]))
-        per_style[name] = style_scores(stylize, name, style, photos, paths, vgg, gatys_steps)
+        per_style[name] = style_scores(stylize, style, photos, paths, vgg, gatys_steps)
         print(f"  {name}: closure {per_style[name]['closure']:.2f}, content {per_style[name]['content_ratio']:.2f}x")
     large = resize_max_side(load_photos(1, 512)[0], 512)
     first = next(iter(styles.values()))

@@ -58,7 +58,7 @@ def style_figure(entry, vgg) -> Path:
     model = FastStyle.from_pretrained(entry.path)
     photo, path = load_photos(1, SIZE)[0], held_out_paths(1)[0]
     style = resize_max_side(from_uint8_array(np.asarray(imageio.read_image(entry.path / "style.jpg"))), SIZE)
-    gatys, _ = gatys_reference(entry.name, style, photo, path, 300, LossWeights(), vgg)
+    gatys, _ = gatys_reference(style, photo, path, 300, LossWeights(), vgg)
     large = load_photos(1, 2 * SIZE)[0]
     brush = torch.nn.functional.interpolate(model.stylize(large, style_scale=2.0, detail=0.5), size=photo.shape[-2:],
                                             mode="bilinear", antialias=True, align_corners=False)

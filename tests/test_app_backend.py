@@ -373,6 +373,7 @@ def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_hub_download_takes_no_compute_slot(backend, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("FST_CONCURRENCY", "2")
     monkeypatch.setenv("FST_HUB_DOWNLOADS", "3")

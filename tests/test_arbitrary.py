@@ -86,6 +86,7 @@ def test_the_named_variant_builds_its_structure():
 
 
 # ---------------------------------------------------------------------------- the model
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(48, 64), (37, 53), (1, 1), (5, 300)])
 def test_stylize_keeps_size_and_kind(tiny, painting, size):
     image = photo(*size)
@@ -97,6 +98,7 @@ def test_stylize_keeps_size_and_kind(tiny, painting, size):
     assert tensor.shape == (3, *size) and tensor.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_strength_zero_returns_the_photo_and_options_work(tiny, painting):
     image = photo()
     assert np.array_equal(tiny(image, style=painting, strength=0.0), image)
@@ -105,12 +107,14 @@ def test_strength_zero_returns_the_photo_and_options_work(tiny, painting):
     assert tiny(image, style=painting, style_scale=2.0, preserve_color=True).shape == image.shape
 
 
+@pytest.mark.slow
 def test_changing_the_painting_changes_the_result(tiny, painting):
     image = photo()
     other = Image.fromarray(np.full((64, 64, 3), (200, 30, 30), np.uint8))
     assert not np.array_equal(tiny(image, style=painting), tiny(image, style=other))
 
 
+@pytest.mark.slow
 def test_style_statistics_are_cached(tiny, painting):
     first = tiny.style_statistics(painting)
     assert tiny.style_statistics(painting.copy()) is first            # same pixels: one computation
@@ -121,6 +125,7 @@ def test_style_statistics_are_cached(tiny, painting):
     assert np.array_equal(out_a, out_b)
 
 
+@pytest.mark.slow
 def test_tiles_share_the_whole_photos_transforms(painting, data_dir):
     model = ArbitraryStyle.from_pretrained("arbitrary")   # trained decoders: a well-conditioned network
     image = np.asarray(Image.open(sorted((data_dir / "photos" / "bsds500" / "val").glob("*.jpg"))[0]))[:200, :264]
@@ -129,6 +134,7 @@ def test_tiles_share_the_whole_photos_transforms(painting, data_dir):
     assert np.abs(whole - tiled).max() <= 3
 
 
+@pytest.mark.slow
 def test_fewer_levels_run_only_the_finest(tiny, painting):
     image = photo()
     assert np.array_equal(tiny(image, style=painting, levels=2), tiny(image, style=painting))
@@ -159,11 +165,13 @@ def test_a_style_too_small_to_hold_a_style_is_refused(tiny, bad_inputs):
 
 @pytest.mark.parametrize("name", ["animated.gif", "rgba_transparent_hidden_green.png", "gray_L.jpg", "gray16.png",
                                   "cmyk.jpg", "palette_P_transparency.png"])
+@pytest.mark.slow
 def test_unusual_but_valid_style_images_work(tiny, bad_inputs, name):
     assert tiny(photo(), style=bad_inputs / "images" / name).shape == (48, 64, 3)
 
 
 # ---------------------------------------------------------------------------- files
+@pytest.mark.slow
 def test_save_and_load_round_trip(tiny, painting, tmp_path):
     tiny.save_pretrained(tmp_path / "m")
     loaded = ArbitraryStyle.from_pretrained(tmp_path / "m")
@@ -189,6 +197,7 @@ def test_a_style_network_folder_is_not_an_arbitrary_one(tmp_path):
 
 
 # ---------------------------------------------------------------------------- command line
+@pytest.mark.slow
 def test_cli_stylizes_with_a_painting(tiny, painting, tmp_path, capsys):
     tiny.save_pretrained(tmp_path / "m")
     Image.fromarray(photo()).save(tmp_path / "photo.png")
@@ -226,6 +235,7 @@ def test_cli_reports_a_corrupt_painting(tmp_path, capsys):
     assert "--style-image" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_bytes_and_paths_are_accepted_as_styles(tiny, painting, tmp_path):
     buffer = io.BytesIO()
     painting.save(buffer, format="PNG")

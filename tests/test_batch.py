@@ -51,6 +51,7 @@ def manifest(out: Path) -> dict:
     return json.loads((out / MANIFEST_NAME).read_text())
 
 
+@pytest.mark.slow
 def test_folder_is_mirrored_bad_files_are_listed_and_a_rerun_skips_everything(model_dir, photos, tmp_path,
                                                                              capsys):
     out = tmp_path / "out"
@@ -114,6 +115,7 @@ def test_file_list_input(model_dir, photos, tmp_path):
         assert image.size == GOOD["sub/deeper/c.png"]
 
 
+@pytest.mark.slow
 def test_colorize_with_the_shipped_colorizer(photos, tmp_path):
     out = tmp_path / "colour"
     gray = tmp_path / "gray"

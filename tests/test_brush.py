@@ -23,10 +23,12 @@ def photo() -> torch.Tensor:
     return base.clamp(0, 1)
 
 
+@pytest.mark.slow
 def test_scale_one_is_the_plain_network(model, photo):
     assert torch.equal(model.stylize(photo, style_scale=1.0), model.stylize(photo))
 
 
+@pytest.mark.slow
 def test_strokes_keep_their_proportions_at_twice_the_size(model, photo):
     """Styling a 2x larger copy at scale 2 looks like the 2x upsampled result at scale 1;
     at scale 1 the large copy gets strokes half as large, a clearly different picture."""
@@ -39,6 +41,7 @@ def test_strokes_keep_their_proportions_at_twice_the_size(model, photo):
     assert (scaled - expected).abs().mean() < 0.6 * (plain - expected).abs().mean()
 
 
+@pytest.mark.slow
 def test_detail_adds_back_the_photos_fine_luminance(model, photo):
     large = F.interpolate(photo, scale_factor=2, mode="nearest")   # sharp edges the downscale loses
     without = model.stylize(large, style_scale=2.0)

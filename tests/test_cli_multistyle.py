@@ -71,6 +71,7 @@ def test_sheet_of_given_networks(multi_dir, photo, tmp_path, capsys):
     assert (labels < 128).sum() > 50                      # dark label text on white
 
 
+@pytest.mark.slow
 def test_sheet_with_the_embedded_defaults(photo, tmp_path, capsys):
     from fst.catalog import style_entries
 

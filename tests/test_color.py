@@ -35,6 +35,7 @@ def test_reference_values_torch_and_numpy():
     assert abs(lab_torch[0, 1]) < 1e-9 and abs(lab_torch[0, 2]) < 1e-9  # white is exactly neutral
 
 
+@pytest.mark.slow
 def test_gray_l_matches_lab_l():
     rgb = torch.rand(2, 3, 5, 7, dtype=torch.float64)
     torch.testing.assert_close(rgb_to_gray_l(rgb), rgb_to_lab(rgb)[:, :1], atol=1e-10, rtol=0)

@@ -143,6 +143,7 @@ def test_config_json_round_trip_ignores_unknown_keys(caplog):
         ColorizerConfig.from_dict({"model_type": "transformer_net"})
 
 
+@pytest.mark.slow
 def test_save_and_load_round_trip(tmp_path, tiny):
     tiny.save_pretrained(tmp_path / "model")
     loaded = Colorizer.from_pretrained(tmp_path / "model", device="cpu")
@@ -155,6 +156,7 @@ def test_save_and_load_round_trip(tmp_path, tiny):
         Colorizer.from_pretrained(tmp_path / "model")
 
 
+@pytest.mark.slow
 def test_same_kind_out_at_original_size(tiny):
     rgb = np.random.default_rng(0).integers(0, 256, size=(21, 34, 3), dtype=np.uint8)
     out_array = tiny(rgb)
@@ -173,6 +175,7 @@ def test_same_kind_out_at_original_size(tiny):
     assert ab.shape == (2, 2, 16, 16)
 
 
+@pytest.mark.slow
 def test_output_lightness_is_the_input_lightness():
     model = _saturated(Colorizer(**TINY).eval())
     rgb = np.random.default_rng(2).integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
@@ -186,6 +189,7 @@ def test_output_lightness_is_the_input_lightness():
     torch.testing.assert_close(rgb_to_gray_l(out_tensor), rgb_to_gray_l(image), atol=1e-3, rtol=0)
 
 
+@pytest.mark.slow
 def test_large_inputs_are_predicted_at_max_side(tiny):
     seen: list[tuple[int, ...]] = []
     handle = tiny.net.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
@@ -200,6 +204,7 @@ def test_large_inputs_are_predicted_at_max_side(tiny):
         tiny.colorize(torch.rand(3, 8, 8), max_side=0)
 
 
+@pytest.mark.slow
 def test_concurrent_calls_give_the_sequential_result(tiny):
     images = [torch.rand(3, 24, 24) for _ in range(4)]
     expected = [tiny(image) for image in images]

@@ -69,6 +69,7 @@ def colorizer_held_out(data_dir) -> list[torch.Tensor]:
     return [resize_max_side(from_uint8_array(np.asarray(imageio.read_image(p))), 256) for p in paths]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", COLORIZERS, ids=lambda e: e.name)
 def test_colorizer_adds_colour_without_losing_fidelity_or_casting(entry, colorizer_held_out, data_dir):
     model = Colorizer.from_pretrained(entry.path)
@@ -86,6 +87,7 @@ def test_colorizer_adds_colour_without_losing_fidelity_or_casting(entry, coloriz
     assert abs(a) < 4 and abs(b) < 6, f"colour cast on a snow scene: a*={a:.1f}, b*={b:.1f}"
 
 
+@pytest.mark.slow
 def test_hub_id_falls_back_to_the_embedded_copy(hub, caplog):
     entry = STYLES[0]
     model = FastStyle.from_pretrained(entry.hub_id)     # not on the (local) Hub: embedded copy

@@ -16,6 +16,7 @@ def model():
     return FastStyle(config_for_arch("johnson-lite")).eval()
 
 
+@pytest.mark.slow
 def test_same_kind_out_as_in(model):
     array = (np.random.default_rng(0).random((37, 53, 3)) * 255).astype(np.uint8)
     out = model(array)

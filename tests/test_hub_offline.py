@@ -69,6 +69,7 @@ def test_the_outage_is_forgotten_after_a_while(dead_hub, monkeypatch):
     assert fst.hub_access.current_outage() is None
 
 
+@pytest.mark.slow
 def test_a_cached_model_loads_without_waiting_on_a_dead_hub(hub, small_model, dead_hub, tmp_path, monkeypatch,
                                                            caplog):
     small_model.push_to_hub("user/cached-style")

@@ -76,6 +76,7 @@ def test_style_names_from_files():
 
 
 # ----------------------------------------------------------------------------------- choice and blends
+@pytest.mark.slow
 @pytest.mark.parametrize("structure", STRUCTURES, ids=["standard", "rt"])
 def test_each_style_and_each_blend_is_the_network_with_those_norm_rows(structure):
     model = multi(structure)

@@ -40,6 +40,7 @@ def _image(height: int, width: int, seed: int = 1) -> torch.Tensor:
 
 @pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a == "johnson" else a  # the largest
                                   for a in sorted(ARCHITECTURES)])
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(64, 64), (37, 53), (96, 130)])
 def test_fast_path_matches_eager(arch, size):
     net = _randomised(arch)
@@ -83,6 +84,7 @@ def test_fast_path_tracks_weight_updates():
     assert (after - eager).abs().max() < WINOGRAD_TOL
 
 
+@pytest.mark.slow
 def test_fast_path_keeps_norm_stats_record_and_frozen_modes():
     net = _randomised("johnson")
     x = _image(80, 96)
@@ -103,6 +105,7 @@ def test_fast_path_keeps_norm_stats_record_and_frozen_modes():
     assert (frozen - recorded).abs().max() < 1e-3
 
 
+@pytest.mark.slow
 def test_fast_path_with_autograd_matches_plain_gradients():
     net = _randomised("johnson").train()
     x = _image(32, 40).requires_grad_(True)
@@ -119,6 +122,7 @@ def test_fast_path_with_autograd_matches_plain_gradients():
     assert (fast - plain).norm() / plain.norm() < 1e-4
 
 
+@pytest.mark.slow
 def test_fused_forward_is_taken_and_matches_unfused(monkeypatch):
     from fst import fused
 
@@ -234,7 +238,8 @@ def test_faststyle_cpu_stylize_equals_plain_forward():
     assert (fast - plain).abs().max() < WINOGRAD_TOL
 
 
-@pytest.mark.parametrize("arch", [pytest.param("johnson", marks=pytest.mark.slow), "johnson-rt"])
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["johnson", "johnson-rt"])
 def test_tiled_fast_path_matches_untiled(arch):
     torch.manual_seed(2)
     model = FastStyle(config_for_arch(arch)).eval()

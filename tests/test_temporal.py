@@ -159,6 +159,7 @@ def test_stability_loss_measures_how_outputs_follow_a_shift():
         shifted_copy(content[..., :6, :6], max_shift=3)
 
 
+@pytest.mark.slow
 def test_training_on_the_stability_loss_makes_a_network_steadier():
     from app_helpers import tiny_style
 

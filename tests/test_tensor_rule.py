@@ -43,6 +43,7 @@ def test_arrays_come_back_with_their_dtype(model, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torch.float32,
                                    torch.float64])
+@pytest.mark.slow
 def test_tensors_come_back_with_their_dtype_and_layout(model, dtype):
     image = torch.rand(3, 12, 10).mul(255 if dtype == torch.uint8 else 65535 if dtype == torch.uint16 else 1)
     image = image.to(dtype)
@@ -51,6 +52,7 @@ def test_tensors_come_back_with_their_dtype_and_layout(model, dtype):
     assert model(image[None]).shape == (1, 3, 12, 10)
 
 
+@pytest.mark.slow
 def test_16_bit_precision_is_kept(model):
     """A uint16 input is not reduced to 8 bits on the way: its result differs from the 8-bit one's."""
     image = (np.random.default_rng(2).random((16, 16, 3)) * 65535).astype(np.uint16)
@@ -72,6 +74,7 @@ def test_gray_tensors_give_colour_results(model, shape):
     assert out.shape == (*shape[:-3], 3, 12, 10)
 
 
+@pytest.mark.slow
 def test_model_call_is_the_image_api_in_eval_mode_and_the_network_in_training_mode(model):
     image = torch.rand(1, 3, 16, 16)
     assert torch.equal(model(image), model.colorize(image) if isinstance(model, Colorizer) else model.stylize(image))

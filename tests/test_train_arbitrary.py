@@ -32,6 +32,7 @@ def test_the_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_error():
     assert noisy.item() > 1e-3
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_a_loadable_model_and_a_continued_subset_trains_only_its_levels(small_data, tmp_path):
     data = small_data(4, 0, 0)
     assert tiny_run(data, tmp_path / "stage1", "--arch", "wct2") == 0
@@ -50,6 +51,7 @@ def test_a_tiny_run_writes_a_loadable_model_and_a_continued_subset_trains_only_i
     assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("encoder."))
 
 
+@pytest.mark.slow
 def test_max_steps_0_exports_a_subset_of_levels_unchanged(small_data, tmp_path):
     data = small_data(4, 0, 0)
     assert tiny_run(data, tmp_path / "stage1", "--arch", "wct2") == 0
@@ -61,6 +63,7 @@ def test_max_steps_0_exports_a_subset_of_levels_unchanged(small_data, tmp_path):
     assert "exported as it is" in (tmp_path / "export" / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_level_the_start_network_lacks_is_refused(small_data, tmp_path, capsys):
     data = small_data(4, 0, 0)
     assert tiny_run(data, tmp_path / "stage1", "--arch", "wct2") == 0

@@ -57,6 +57,7 @@ def test_labels_from_synsets_folders_or_none(photo_folder):
     assert assign_labels(paths, photo_folder, "none", None)[1] == 0
 
 
+@pytest.mark.slow
 def test_loss_is_finite_when_no_image_in_the_batch_has_a_label():
     model = Colorizer(width=0.1, num_classes=3)
     rgb = torch.rand(2, 3, 16, 16)

@@ -277,6 +277,7 @@ def test_loader_configuration_gives_disjoint_shards():
     assert not set(shards[0]) & set(shards[1]) and sorted(shards[0] + shards[1]) == list(range(16))
 
 
+@pytest.mark.slow
 def test_content_term_over_processes_equals_the_global_batch():
     """In-process, 2 simulated processes: with sum_over_processes, the averaged gradients (what DDP
     applies) and the averaged loss equal those of one process on the whole batch."""

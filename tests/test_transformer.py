@@ -11,6 +11,7 @@ from fst import ARCHITECTURES, ConfigError, FastStyle, TransformerConfig, Transf
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_output_shape_and_range_for_odd_sizes(arch):
     torch.manual_seed(0)
