@@ -102,13 +102,18 @@ def test_reproduction_scripts_run_with_a_tiny_step_count(data_dir, small_data, t
     shutil.copy(data_dir / "imagenet_classes.csv", data / "imagenet_classes.csv")
     env = {**os.environ, "DATA": str(data), "OUT": str(tmp_path / "out"), "MODELS": str(tmp_path / "models"),
            "STEPS": "2", "IMAGE_SIZE": "32", "STAGE2_STEPS": "3", "STAGE2_SIZE": "32"}
-    result = subprocess.run(["bash", "train/train_defaults.sh", "starry_night"], cwd=REPO, env=env,
+    result = subprocess.run(["bash", "train/train_defaults.sh", "starry_night", "the_kiss"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     shipped = FastStyle.from_pretrained(tmp_path / "models" / "starry_night").config.training
     assert shipped["max_steps"] == 3 and shipped["init_from"] and shipped["style_layer_weights"] == [1, 1, 2, 4]
+    assert FastStyle.from_pretrained(tmp_path / "models" / "the_kiss").config.training["style_layer_weights"] == [1] * 4
     webcam = FastStyle.from_pretrained(tmp_path / "models" / "starry_night_rt").config   # its webcam network
-    assert webcam.arch == "johnson-rt" and webcam.training["max_steps"] == 6
+    assert webcam.arch == "johnson-rt" and webcam.training["max_steps"] == 3 and webcam.training["init_from"]
+    stage1 = FastStyle.from_pretrained(tmp_path / "out" / "starry_night_rt").config.training
+    assert stage1["max_steps"] == 6 and not stage1["init_from"]     # from scratch, 3x the steps
+    warm = FastStyle.from_pretrained(tmp_path / "out" / "the_kiss_rt").config.training
+    assert warm["max_steps"] == 3 and warm["init_from"] == "starry_night_rt"   # warm-started, 1.5x the steps
     env.update(OUT=str(tmp_path / "out" / "colorizer"), IMAGE_SIZE="64")
     result = subprocess.run(["bash", "train/train_colorizer_default.sh"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)

@@ -12,7 +12,8 @@
 # and content weight of each style below; STAGE2_STEPS=N gives every named style N) more at
 # 256 px crops (batch 2) with the deeper style layers weighted up (1, 1, 2, 4) and a stronger
 # style weight: that stage is what brings the painting's larger structures in.
-# The webcam networks are stage 1 only, with 3x the steps.
+# The webcam networks: stage 1 with 3x the steps (or warm-started from another webcam network),
+# then the same stage 2.
 #
 # bsds500/val is held out (validation grids and the quality figures of bench/quality.py).
 # Each style trains into $OUT/<name> (checkpoints there: re-running resumes), then the
@@ -55,18 +56,24 @@ declare -A PROVENANCE=(
   [the_kiss.jpg]="The Kiss (1907-1908)|Gustav Klimt (1862-1918)|public domain (the artist died over 100 years ago)|github.com/iSach/clipmorph, training_data/styles/klimt.jpg"
 )
 
-# Webcam networks (johnson-rt, 3x the steps): trained as <name>_rt; the catalogue's
-# "webcam" field points the style's entry at it, and the app's webcam tab uses it on CPU.
-# name|stage-2 steps of the shipped network (0: none yet; the style's stage-2 settings)
-RT_STYLES=("starry_night|0" "the_scream|0" "great_wave|0")
+# Webcam networks (johnson-rt): trained as <name>_rt; the catalogue's "webcam" field points
+# the style's entry at it, and the app's webcam tab uses it on CPU. Stage 1 from scratch takes
+# 3x the steps of a style's; a network warm-started from another style's webcam network (a
+# painting changes what the network paints, not how it sees) takes RT_WARM_STEPS.
+# name|stage-2 steps of the shipped network (0: none yet; the style's stage-2 settings)|
+# webcam network it starts from (empty: from scratch; it must come earlier in this list)
+RT_STYLES=("starry_night|300" "the_scream|300" "great_wave|300" "composition_vii|300|starry_night_rt"
+           "the_kiss|300|starry_night_rt")
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
-RT_STAGE2_STEPS=${RT_STAGE2_STEPS:-}   # set: that many stage-2 steps for every webcam network named
+RT_WARM_STEPS=${RT_WARM_STEPS:-$((STEPS * 3 / 2))}
+RT_STAGE2_STEPS=${RT_STAGE2_STEPS:-${STAGE2_STEPS}}   # set: that many stage-2 steps for every webcam network named
 
 train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2 layer weights] [stage-2 content weight]
   local name=$1 file=$2 display=$3 style_weight=$4 arch=$5 steps=$6 stage=${7:-1} layer_weights=${8:-1 1 2 4}
   local content_weight=2
   local title artist licence source
   local size=${IMAGE_SIZE} batch=4 lr=2e-3 out="${OUT}/${name}" extra=()
+  if [ -n "${WARM_START:-}" ]; then extra=(--init_from "${MODELS}/${WARM_START}"); fi
   if [ "${stage}" = 2 ]; then
     size=${STAGE2_SIZE} batch=2 lr=1e-3 style_weight=${STAGE2_STYLE_WEIGHT} out="${OUT}/${name}-stage2"
     content_weight=${9:-2}
@@ -98,11 +105,11 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2
     "${out}" "${MODELS}/${name}"
 }
 
-rt_stage2_steps() {  # name -> the stage-2 steps of its webcam network; fails when it has none
-  local spec rt_name steps
+rt_spec() {  # name -> "stage-2 steps|start network" of its webcam network; fails when it has none
+  local spec rt_name steps start
   for spec in "${RT_STYLES[@]}"; do
-    IFS='|' read -r rt_name steps <<<"${spec}"
-    if [ "${rt_name}" = "$1" ]; then echo "${RT_STAGE2_STEPS:-${steps}}"; return 0; fi
+    IFS='|' read -r rt_name steps start <<<"${spec}"
+    if [ "${rt_name}" = "$1" ]; then echo "${RT_STAGE2_STEPS:-${steps}}|${start}"; return 0; fi
   done
   return 1
 }
@@ -119,9 +126,14 @@ for spec in "${STYLES[@]}"; do
         "${STAGE2_CONTENT_WEIGHT:-${content_weight:-2}}"
     fi
   fi
-  rt_stage2_steps=$(rt_stage2_steps "${name}") || continue   # no webcam network for this style
+  rt=$(rt_spec "${name}") || continue   # no webcam network for this style
+  IFS='|' read -r rt_stage2_steps rt_start <<<"${rt}"
   if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]] || [[ " ${wanted[*]} " =~ " ${name}_rt " ]]; then
-    [ "${FROM_SHIPPED}" = 1 ] || train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_STEPS}"
+    if [ "${FROM_SHIPPED}" != 1 ] && [ -n "${rt_start}" ]; then
+      WARM_START=${rt_start} train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_WARM_STEPS}"
+    elif [ "${FROM_SHIPPED}" != 1 ]; then
+      train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_STEPS}"
+    fi
     if [ "${rt_stage2_steps}" -gt 0 ]; then
       train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${rt_stage2_steps}" 2 \
         "${layer_weights}" "${STAGE2_CONTENT_WEIGHT:-${content_weight:-2}}"
