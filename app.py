@@ -68,8 +68,8 @@ COLORIZE_DOC = ("Colorize a black-and-white photo at full resolution. Parameters
                 "none), strength (0..1, of that style). Returns a PNG.")
 VIDEO_DOC = ("Stylize and/or colorize a video, without flicker. Parameters: video (file), style (as for /stylize, "
              "'' for none), colorize (bool: colorize first), strength (0..1), max_side (longer side of the output "
-             "in px), stability (0..0.95: flicker reduction, 0 = frame by frame). Returns an H.264 MP4 with the "
-             "original audio.")
+             "in px), stability (0..0.95: flicker reduction, 0 = frame by frame), style_scale (1..4: brush size). "
+             "Returns an H.264 MP4 with the original audio.")
 
 
 def style_dropdown(choices: Sequence[tuple[str, str]], **kwargs: Any) -> gr.Dropdown:
@@ -166,8 +166,8 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
     @gpu
     @user_errors
-    def stylize_video(video, style, colorize, strength, max_side, stability, progress=gr.Progress()):
-        done = videos.run(video, style or "", bool(colorize), strength, max_side, stability,
+    def stylize_video(video, style, colorize, strength, max_side, stability, style_scale=1.0, progress=gr.Progress()):
+        done = videos.run(video, style or "", bool(colorize), strength, max_side, stability, style_scale,
                           progress=progress_callback(progress))
         for note in done.notes:
             gr.Info(note)
@@ -175,10 +175,11 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
 
     @gpu
     @user_errors
-    def webcam(frame, style, strength, resolution, blend, network, style_scale, blend_with, mix, painting, session):
+    def webcam(frame, style, strength, resolution, blend, network, style_scale, blend_with, mix, painting, adapt,
+               session):
         styled, session = backend.webcam_frame(frame, style, strength, resolution, blend, network, session,
                                                style_scale=style_scale, blend_with=blend_with, mix=mix,
-                                               style_image=painting)
+                                               style_image=painting, adapt=adapt)
         return (gr.skip() if styled is None else styled), session.summary(), session
 
     @user_errors
@@ -276,8 +277,12 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
             with gr.Row():
                 cam_style = gr.Dropdown(choices, value=default_style, label="Style", elem_id="webcam-style")
                 cam_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
-                cam_resolution = gr.Slider(128, 1024, value=512 if gpu_device else 256, step=32,
-                                           label="Processing resolution (longer side, px)")
+                cam_resolution = gr.Slider(128, 1024, value=1024 if gpu_device else 640, step=32,
+                                           label="Processing resolution (longer side, px)",
+                                           info="With 'adapt' on, the largest it may reach")
+                cam_adapt = gr.Checkbox(value=True, label=f"Adapt to keep {settings.webcam_fps} fps",
+                                        info="Lower the resolution when frames come too slowly, raise it when "
+                                             "there is time", elem_id="webcam-adapt")
             with gr.Row():
                 cam_network = gr.Radio(["auto", "webcam", "full"], value="auto", label="Network",
                                        info="auto: the style's webcam network on CPU, the full one on GPU")
@@ -331,6 +336,8 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                                              label="Output size (longer side, px)")
                     vid_stability = gr.Slider(0, 0.95, value=0.6, step=0.05, label="Flicker reduction",
                                               info="Weight of the previous frame, moved along the motion (0 = off)")
+                    vid_brush = gr.Slider(1, 4, value=1, step=0.25, label="Brush size", elem_id="video-brush",
+                                          info="Larger strokes, and faster: the network runs at 1/size")
                     vid_run = gr.Button("Process video", variant="primary", elem_id="video-button")
                 with gr.Column():
                     vid_out = gr.Video(label="Result", interactive=False, elem_id="video-result")
@@ -348,13 +355,14 @@ def build_demo(backend: AppBackend) -> gr.Blocks:
                       api_name="colorize", api_description=COLORIZE_DOC, preprocess=False,
                       concurrency_id="compute", concurrency_limit=settings.request_slots
                       ).success(lambda p: p, col_pair, col_compare, api_visibility="private", queue=False)
-        vid_run.click(stylize_video, [vid_in, vid_style, vid_colorize, vid_strength, vid_max_side, vid_stability], vid_out,
+        vid_run.click(stylize_video, [vid_in, vid_style, vid_colorize, vid_strength, vid_max_side, vid_stability,
+                                      vid_brush], vid_out,
                       api_name="video", api_description=VIDEO_DOC, preprocess=False, concurrency_id="compute",
                       concurrency_limit=settings.request_slots)
         sheet_run.click(sheet, image_in, sheet_out, api_name="sheet", api_description=SHEET_DOC, preprocess=False,
                         concurrency_id="compute", concurrency_limit=settings.request_slots)
         cam.stream(webcam, [cam, cam_style, cam_strength, cam_resolution, cam_blend, cam_network, cam_brush,
-                            cam_blend_with, cam_mix, cam_painting, session],
+                            cam_blend_with, cam_mix, cam_painting, cam_adapt, session],
                    [cam_out, cam_stats, session], stream_every=0.05,
                    time_limit=settings.webcam_seconds, concurrency_limit=settings.webcam_sessions,
                    concurrency_id="webcam", preprocess=False, show_progress="hidden", api_visibility="private")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .app_backend import AppBackend, AppError, Progress, check_integer, check_number
+from .app_backend import MAX_APP_STYLE_SCALE, AppBackend, AppError, Progress, check_integer, check_number
 from .video import DEFAULT_STABILITY, VideoLimits, VideoOptions, VideoReport, process_video
 
 logger = logging.getLogger("fst.app")
@@ -63,9 +63,12 @@ class VideoService:
                 f"{limits.max_fps:g} frames per second and {limits.max_pixels / 1e6:.1f} Mpx frames.")
 
     def run(self, video: Any, style: Any = "", colorize: Any = False, strength: Any = 1.0,
-            max_side: Any = None, stability: Any = DEFAULT_STABILITY, progress: Progress | None = None) -> VideoResult:
-        """Stylize (``style``, "" for none) and/or colorize (``colorize``) an uploaded video."""
+            max_side: Any = None, stability: Any = DEFAULT_STABILITY, style_scale: Any = 1.0,
+            progress: Progress | None = None) -> VideoResult:
+        """Stylize (``style``, "" for none) and/or colorize (``colorize``) an uploaded video; strokes are
+        ``style_scale`` times the network's own size (as in the image tab)."""
         strength = check_number("strength", strength, 0.0, 1.0)
+        style_scale = check_number("brush size", style_scale, 1.0, MAX_APP_STYLE_SCALE)
         max_side = self.default_max_side if max_side is None else check_integer("output size", max_side, 64,
                                                                                 self.backend.settings.max_side)
         stability = check_number("flicker reduction", stability, 0.0, 0.95)
@@ -79,7 +82,7 @@ class VideoService:
         self.folder.mkdir(parents=True, exist_ok=True)
         _prune(self.folder, RESULT_MAX_AGE)
         output = self.folder / f"{Path(source).stem[:40]}-{secrets.token_hex(4)}.mp4"
-        options = VideoOptions(strength=strength, max_side=max_side, stability=stability)
+        options = VideoOptions(strength=strength, max_side=max_side, stability=stability, style_scale=style_scale)
 
         def report_progress(done: int, total: int | None) -> None:
             if progress is not None:

@@ -325,6 +325,48 @@ def test_colorize_without_a_colorizer_says_so(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- webcam and temporal smoothing
 
 
+def run_governor(governor, seconds_per_pixel, frames, ceiling=1024, camera=(720, 1280), choice="a"):
+    """Feed ``governor`` frames whose styling costs ``seconds_per_pixel``; returns the sides chosen."""
+    sides = []
+    for _ in range(frames):
+        side = governor.next_side(ceiling, choice)
+        scale = min(1.0, side / max(camera))
+        height, width = round(camera[0] * scale), round(camera[1] * scale)
+        governor.record(seconds_per_pixel * height * width, height, width, camera_side=max(camera), ceiling=ceiling)
+        sides.append(governor.side)
+    return sides
+
+
+def test_the_webcam_resolution_settles_at_the_largest_side_that_keeps_the_frame_rate():
+    from fst.app_backend.pacing import HEADROOM, MIN_SIDE, ResolutionGovernor
+
+    governor = ResolutionGovernor(target_fps=15)
+    cost = 1e-7   # seconds per pixel: the budget (0.85 / 15 s) holds 567k pixels, a 16:9 frame of 1004 px
+    sides = run_governor(governor, cost, 30)
+    assert sides[0] == 256 and sides[-1] == sides[-2] == 992   # grew to the largest 32-px step that fits
+    assert all(b <= a * 1.25 + 32 for a, b in zip(sides, sides[1:]))   # no overshoot while growing
+    height, width = 558, 992
+    assert cost * height * width <= HEADROOM / 15
+    slower = run_governor(governor, 4 * cost, 12)   # frames 4x slower (another user, a bigger network)
+    assert slower[0] < 992 and slower[-1] == 480   # shrinks from the next frame on, to half the side
+    assert run_governor(governor, cost, 40, ceiling=512)[-1] == 512   # the user's slider is a ceiling
+    assert run_governor(governor, cost, 40, camera=(240, 320))[-1] == 320   # no larger than the camera
+    assert run_governor(governor, 1.0, 5)[-1] == MIN_SIDE   # a hopeless machine still streams, small
+    fresh = run_governor(governor, cost, 1, choice="b")
+    assert fresh == [256]   # a new style starts over: its first frame (loading, warm-up) is not measured
+
+
+def test_adaptive_webcam_frames_report_their_resolution(backend):
+    frame = np.zeros((480, 640, 3), np.uint8)
+    session = None
+    for _ in range(4):
+        styled, session = backend.webcam_frame(frame, "starry_night", resolution=320, session=session, adapt=True)
+    assert max(styled.shape[:2]) == session.side <= 320 and session.governor.measured == 4
+    assert f"{session.side} px (adaptive, 15 fps target)" in session.summary()
+    styled, session = backend.webcam_frame(frame, "starry_night", resolution=192, session=session)
+    assert max(styled.shape[:2]) == 192 and session.governor is None and "192 px ·" in session.summary()
+
+
 def test_webcam_frames_skip_bad_ones_and_keep_stats(backend, bad_inputs):
     session = WebcamSession()
     frame = np.asarray(Image.open(EXAMPLE))

@@ -27,7 +27,7 @@ def _video(client, path: Path, *args):
 def test_video_endpoint_parameters(client):
     api = client.view_api(print_info=False, return_format="dict")
     params = [p["parameter_name"] for p in api["named_endpoints"]["/video"]["parameters"]]
-    assert params == ["video", "style", "colorize", "strength", "max_side", "stability"]
+    assert params == ["video", "style", "colorize", "strength", "max_side", "stability", "style_scale"]
 
 
 def test_stylize_a_video_through_the_api(client, clip):
@@ -43,7 +43,7 @@ def test_stylize_a_video_through_the_api(client, clip):
 def test_colorize_then_stylize_through_the_api(client, tmp_path):
     gray = [np.repeat(f.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8) for f in panning_frames(6)]
     source = write_clip(tmp_path / "film.mp4", gray)
-    result = _video(client, source, "great_wave", True, 0.8, 128, 0.6)
+    result = _video(client, source, "great_wave", True, 0.8, 128, 0.6, 2.0)   # brush size 2
     assert len(read_clip(Path(result["video"] if isinstance(result, dict) else result))["frames"]) == 6
 
 
@@ -53,6 +53,8 @@ def test_colorize_then_stylize_through_the_api(client, tmp_path):
      "not a video file fst can read"),
     (lambda d: write_clip(d / "c.mp4", panning_frames(4)), ("starry_night", False, 3.0, 128, 0.6),
      "strength must be a number between 0 and 1"),
+    (lambda d: write_clip(d / "c.mp4", panning_frames(4)), ("starry_night", False, 1.0, 128, 0.6, 9.0),
+     "brush size must be a number between 1 and 4"),
     (lambda d: write_clip(d / "long.mp4", panning_frames(32, 32, 32), fps=1), ("starry_night", False, 1.0, 128, 0.6),
      r"32.0 s to process; the limit is 30 s \(FST_VIDEO_MAX_SECONDS\)"),
 ])

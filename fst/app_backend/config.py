@@ -22,6 +22,7 @@ class AppSettings:
     colorize_max_pixels: int = 16_000_000   # colorized at full resolution up to this [FST_COLORIZE_MAX_PIXELS]
     temp_ttl: int = 3600      # seconds uploads, results and webcam frames stay in Gradio's temp folder [FST_TEMP_TTL]
     hub_downloads: int = 4    # requests that may fetch a network from the Hub meanwhile [FST_HUB_DOWNLOADS]
+    webcam_fps: int = 15      # frame rate the webcam's adaptive resolution keeps [FST_WEBCAM_FPS]
 
     @property
     def request_slots(self) -> int:
@@ -48,6 +49,7 @@ class AppSettings:
             colorize_max_pixels=env_int("FST_COLORIZE_MAX_PIXELS", 16_000_000, low=65_536),
             temp_ttl=env_int("FST_TEMP_TTL", 3600, low=2),
             hub_downloads=env_int("FST_HUB_DOWNLOADS", 4, low=0),
+            webcam_fps=env_int("FST_WEBCAM_FPS", 15, low=1),
         )
 
 

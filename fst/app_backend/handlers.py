@@ -19,6 +19,7 @@ from ..sheet import expand, render_sheet
 from ..temporal import temporal_blend
 from .config import AppSettings, device_summary
 from .errors import AppError
+from .pacing import ResolutionGovernor
 from .registry import ModelRegistry, Progress
 from .uploads import check_integer, check_number, decode_upload, downscale, downscale_to_pixels, is_empty_upload, is_monochrome
 
@@ -63,10 +64,16 @@ class WebcamSession:
     previous_style: str | None = None   # the choice's key of ``previous`` (see above)
     network: str = ""   # the network that styled the last frame, e.g. "starry_night_rt"
     painting: tuple[str, Any] | None = dataclasses.field(default=None, repr=False)   # (upload key, its statistics)
+    side: int = 0       # the longer side the last frame was styled at
+    governor: ResolutionGovernor | None = None   # set while the resolution adapts to the frame rate
 
     def summary(self) -> str:
-        """E.g. ``starry_night_rt · 12.3 fps · 41 ms per frame · 250 frames · 2 skipped``."""
-        text = f"{self.fps:.1f} fps · {self.latency_ms:.0f} ms per frame · {self.frames} frames"
+        """E.g. ``starry_night_rt · 12.3 fps · 41 ms per frame · 480 px (adaptive, 15 fps target) · 250 frames``."""
+        text = f"{self.fps:.1f} fps · {self.latency_ms:.0f} ms per frame"
+        if self.side:
+            text += f" · {self.side} px" + (f" (adaptive, {self.governor.target_fps:g} fps target)"
+                                            if self.governor else "")
+        text = f"{text} · {self.frames} frames"
         text = f"{self.network} · {text}" if self.network else text
         return text + (f" · {self.skipped} skipped" if self.skipped else "")
 
@@ -194,9 +201,13 @@ class AppBackend:
 
     def webcam_frame(self, frame: Any, style: Any, strength: Any = 1.0, resolution: Any = 320,
                      blend: Any = 0.0, network: str = "auto", session: WebcamSession | None = None,
-                     style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0, style_image: Any = None
-                     ) -> tuple[np.ndarray | None, WebcamSession]:
+                     style_scale: Any = 1.0, blend_with: Any = "", mix: Any = 0.0, style_image: Any = None,
+                     adapt: Any = False) -> tuple[np.ndarray | None, WebcamSession]:
         """Stylize one webcam frame. Returns (styled frame or None to skip it, session).
+
+        ``resolution`` is the longer side frames are styled at; with ``adapt`` it is a ceiling, and
+        the session picks the largest side that keeps the settings' webcam frame rate
+        (:class:`~fst.app_backend.pacing.ResolutionGovernor`).
 
         ``blend_with`` and ``mix`` mix in a second style as in :meth:`stylize`: two styles of one
         multi-style network switch and mix at no cost (one network, loaded once). With
@@ -229,13 +240,24 @@ class AppBackend:
             key, network_name = f"painting|{session.painting[0]}", "any painting"
             run = functools.partial(arbitrary.stylize, style=painting, strength=strength, style_scale=style_scale,
                                     levels=levels)
+        if bool(adapt):
+            session.governor = session.governor or ResolutionGovernor(self.settings.webcam_fps)
+            side = session.governor.next_side(resolution, key)
+        else:
+            session.governor, side = None, resolution
         try:
-            content = np.asarray(downscale(decode_upload(frame), resolution))
+            picture = decode_upload(frame)
         except FstError as exc:
             session.skipped += 1
             logger.debug("webcam frame skipped: %s", exc)
             return None, session
+        content = np.asarray(downscale(picture, side))
+        styling_started = time.perf_counter()
         styled = run(content)
+        if session.governor is not None:
+            session.governor.record(time.perf_counter() - styling_started, *content.shape[:2],
+                                    camera_side=max(picture.size), ceiling=resolution)
+        session.side = max(content.shape[:2])
         previous = session.previous if session.previous_style == key else None
         styled = temporal_blend(styled, previous, blend)
         session.previous, session.previous_style, session.network = styled, key, network_name
