@@ -60,10 +60,10 @@ declare -A PROVENANCE=(
 # the style's entry at it, and the app's webcam tab uses it on CPU. Stage 1 from scratch takes
 # 3x the steps of a style's; a network warm-started from another style's webcam network (a
 # painting changes what the network paints, not how it sees) takes RT_WARM_STEPS.
-# name|stage-2 steps of the shipped network (0: none yet; the style's stage-2 settings)|
-# webcam network it starts from (empty: from scratch; it must come earlier in this list)
-RT_STYLES=("starry_night|300" "the_scream|300" "great_wave|300" "composition_vii|300|starry_night_rt"
-           "the_kiss|300|starry_night_rt")
+# name|stage-2 steps of the shipped network (0: none yet; the style's layer weights)|
+# webcam network it starts from (empty: from scratch; it must come earlier in this list)|stage-2 content weight
+RT_STYLES=("starry_night|300||3" "the_scream|300||3" "great_wave|300||3" "composition_vii|300|starry_night_rt|2"
+           "the_kiss|300|starry_night_rt|2")
 RT_STEPS=${RT_STEPS:-$((STEPS * 3))}
 RT_WARM_STEPS=${RT_WARM_STEPS:-$((STEPS * 3 / 2))}
 RT_STAGE2_STEPS=${RT_STAGE2_STEPS:-${STAGE2_STEPS}}   # set: that many stage-2 steps for every webcam network named
@@ -105,11 +105,11 @@ train_one() {  # name file display style_weight arch steps [stage: 1|2] [stage-2
     "${out}" "${MODELS}/${name}"
 }
 
-rt_spec() {  # name -> "stage-2 steps|start network" of its webcam network; fails when it has none
-  local spec rt_name steps start
+rt_spec() {  # name -> "stage-2 steps|start network|stage-2 content weight" of its webcam network; fails when it has none
+  local spec rt_name steps start content
   for spec in "${RT_STYLES[@]}"; do
-    IFS='|' read -r rt_name steps start <<<"${spec}"
-    if [ "${rt_name}" = "$1" ]; then echo "${RT_STAGE2_STEPS:-${steps}}|${start}"; return 0; fi
+    IFS='|' read -r rt_name steps start content <<<"${spec}"
+    if [ "${rt_name}" = "$1" ]; then echo "${RT_STAGE2_STEPS:-${steps}}|${start}|${content}"; return 0; fi
   done
   return 1
 }
@@ -127,7 +127,7 @@ for spec in "${STYLES[@]}"; do
     fi
   fi
   rt=$(rt_spec "${name}") || continue   # no webcam network for this style
-  IFS='|' read -r rt_stage2_steps rt_start <<<"${rt}"
+  IFS='|' read -r rt_stage2_steps rt_start rt_content_weight <<<"${rt}"
   if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " =~ " ${name} " ]] || [[ " ${wanted[*]} " =~ " ${name}_rt " ]]; then
     if [ "${FROM_SHIPPED}" != 1 ] && [ -n "${rt_start}" ]; then
       WARM_START=${rt_start} train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${RT_WARM_STEPS}"
@@ -136,7 +136,7 @@ for spec in "${STYLES[@]}"; do
     fi
     if [ "${rt_stage2_steps}" -gt 0 ]; then
       train_one "${name}_rt" "${file}" "${display}" "${style_weight}" johnson-rt "${rt_stage2_steps}" 2 \
-        "${layer_weights}" "${STAGE2_CONTENT_WEIGHT:-${content_weight:-2}}"
+        "${layer_weights}" "${STAGE2_CONTENT_WEIGHT:-${rt_content_weight:-2}}"
     fi
   fi
 done
