@@ -7,6 +7,7 @@ the last runs); the README's own come from ``python docs/make_screenshots.py``.
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 
@@ -177,7 +178,9 @@ def test_webcam_tab(page, screenshots):
 
     first = frames_for(5)
     assert len(first) >= 3, "styled frames should keep arriving"
-    assert "starry_night_rt · " in page.locator("#webcam-stats").inner_text()   # the webcam network on CPU
+    stats = page.locator("#webcam-stats").inner_text()
+    assert "starry_night_rt · " in stats   # the webcam network on CPU
+    assert re.search(r"\d+ px \(adaptive, 15 fps target\)", stats), stats   # the resolution adapts by default
     page.screenshot(path=str(screenshots / "webcam_tab.png"), full_page=True)
     choose(page, "#webcam-style", "The Great Wave off Kanagawa (Hokusai)")
     page.wait_for_function("document.querySelector('#webcam-stats').innerText.includes('great_wave · ')")
