@@ -49,7 +49,7 @@ from fst.app_video import VideoService
 from fst.hub import resolve_device
 from fst.errors import FstError
 from fst.paths import MODELS_DIR_ENV
-from fst.settings import enable_huge_pages
+from fst.settings import enable_huge_pages, limit_malloc_arenas
 
 logger = logging.getLogger("fst.app")
 
@@ -398,6 +398,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the backend, warm it up, and serve the app."""
     enable_huge_pages()   # before the first tensor: PyTorch reads the switch once
+    limit_malloc_arenas()   # before the server's threads: each would get an arena, and RSS creeps up
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.models_dir is not None:

@@ -26,10 +26,11 @@ read through :func:`env_int` by :mod:`fst.app_backend`, with defaults that depen
 
 Nothing here changes the process at import. Process-wide switches are opted into by the
 entry points (the app, the ``fst`` command, the training scripts, the benchmarks):
-:func:`enable_huge_pages`.
+:func:`enable_huge_pages`, and for the app's many threads :func:`limit_malloc_arenas`.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from pathlib import Path
@@ -183,7 +184,29 @@ def enable_huge_pages() -> bool:
     return os.environ.setdefault(HUGE_PAGES_ENV, "1").strip() not in ("", "0")
 
 
+#: glibc's mallopt() parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX).
+_M_ARENA_MAX = -8
+MALLOC_ARENAS_ENV = "MALLOC_ARENA_MAX"
+
+
+def limit_malloc_arenas(count: int = 2) -> bool:
+    """Cap glibc's malloc arenas at ``count`` for this process, unless ``MALLOC_ARENA_MAX`` is set.
+
+    glibc gives threads their own arenas (up to 8 per core). In a server whose worker threads
+    come and go, freed image buffers then stay mapped across many arenas and the resident memory
+    creeps up under load. The app calls this before it starts any thread. Returns whether the cap
+    was set (False where the C library is not glibc, or the user's variable decides).
+    """
+    if os.environ.get(MALLOC_ARENAS_ENV, "").strip():
+        return False   # glibc read the user's own setting at start-up
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, int(count)))
+
+
 __all__ = ["DEFAULT_HUB_DEADLINE", "DEFAULT_HUB_RETRY_AFTER", "DEFAULT_HUB_TIMEOUT",
-           "DEFAULT_MAX_PIXELS", "cache_dir", "debug", "enable_huge_pages", "env_int",
-           "env_non_negative", "env_positive", "hed_wheel", "hub_deadline", "hub_retry_after", "hub_timeout",
+           "DEFAULT_MAX_PIXELS", "MALLOC_ARENAS_ENV", "cache_dir", "debug", "enable_huge_pages", "env_int",
+           "env_non_negative", "limit_malloc_arenas", "env_positive", "hed_wheel", "hub_deadline", "hub_retry_after", "hub_timeout",
            "max_pixels", "models_dir", "num_threads"]

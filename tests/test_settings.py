@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -88,3 +89,47 @@ def test_importing_fst_changes_nothing_in_the_process():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             cwd=REPO_ROOT, env=env)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+ARENA_SCRIPT = r"""
+import ctypes, os, sys, threading
+sys.path.insert(0, sys.argv[1])
+from fst.settings import limit_malloc_arenas
+capped = limit_malloc_arenas(2) if sys.argv[2] == "cap" else False
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+barrier = threading.Barrier(16)
+def work():
+    barrier.wait()
+    for _ in range(2000):
+        libc.free(libc.malloc(4096))
+threads = [threading.Thread(target=work) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+handle = libc.fopen(sys.argv[3].encode(), b"w")
+libc.malloc_info(0, handle)
+libc.fclose(handle)
+print(capped, open(sys.argv[3]).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc allocator setting")
+def test_the_apps_malloc_arena_cap_bounds_the_heaps_of_many_threads(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    runs = {}
+    for mode in ("cap", "free"):
+        out = subprocess.run([sys.executable, "-c", ARENA_SCRIPT, str(REPO_ROOT), mode, str(tmp_path / f"{mode}.xml")],
+                             env=env, capture_output=True, text=True, timeout=120, check=True).stdout.split()
+        runs[mode] = (out[0] == "True", int(out[1]))
+    assert runs["cap"][0] and runs["cap"][1] <= 2   # the main arena and one more, however many threads
+    assert runs["free"][1] > runs["cap"][1], runs   # glibc's own limit: 8 arenas per core
+
+
+def test_a_users_malloc_arena_max_is_left_to_glibc(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert settings.limit_malloc_arenas() is False
