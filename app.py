@@ -45,6 +45,7 @@ import gradio as gr
 from fst import gradio_temp
 from fst.app_backend import (AppBackend, AppSettings, ModelRegistry, StyleOption, configure_torch,
                              user_message)
+from fst.app_backend.memory import start_trimming
 from fst.app_video import VideoService
 from fst.hub import resolve_device
 from fst.errors import FstError
@@ -415,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         backend.registry.hub_done.set()
     backend.warm_up()
+    start_trimming()   # freed image buffers go back to the system: the resident memory stays flat under load
     demo = build_demo(backend)
     demo.queue(default_concurrency_limit=backend.settings.concurrency, max_size=backend.settings.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False,
