@@ -184,10 +184,12 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(two_processes,
 
     They differ by float rounding only (gradients summed in another order), but training amplifies it:
     Adam divides each gradient element by its own running size, so an element whose gradient is near
-    zero steps by up to +-lr on rounding noise alone. Seen here (lr 1e-3): weights within 1.2e-6 after
-    2 steps, 8e-6 after 4, 3e-4 after 6, 2e-3 after 10. Checked, with a margin of about 10x: the
-    checkpoints of steps 2 and 4, every weight and the stylized images. Biases an instance norm removes
-    (a convolution's before a norm) get no gradient at all and are checked through the outputs only.
+    zero steps by up to +-lr on rounding noise alone, and how many such elements there are depends on
+    the CPU's kernels. So the weights are compared as a population: a real difference (other batches,
+    another loss) moves nearly every element by about lr per step (median 9e-4 from step 2 to 4 here),
+    rounding moves a few. Seen on an AMD EPYC (lr 1e-3): after 2 steps 99.97% of the elements within
+    1e-5 (median 4e-8, the worst 4e-4) and outputs within 7e-5 on average; after 4 steps a median of
+    1.1e-5 and outputs within 7e-4 on average. Checked with a margin of about 10x.
     """
     two, _ = two_processes
     one = tmp_path / "one"
@@ -195,19 +197,21 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(two_processes,
     generator = torch.Generator().manual_seed(0)
     images = [torch.rand(1, 3, 40, 56, generator=generator), torch.rand(1, 3, 64, 64, generator=generator)]
     reference = FastStyle.from_pretrained(one)
-    for step, tolerance in ((2, 1e-5), (4, 1e-4)):
+    for step, share_within_1e5, median_bound, output_bound in ((2, 0.999, 1e-6, 1e-3), (4, None, 1e-4, 5e-3)):
         a = load_file(one / "checkpoints" / f"checkpoint-{step}" / "model.safetensors")
         b = load_file(two / "checkpoints" / f"checkpoint-{step}" / "model.safetensors")
         assert a.keys() == b.keys()
-        for name in a:
-            if name.endswith("weight"):
-                torch.testing.assert_close(a[name], b[name], rtol=0, atol=tolerance, msg=f"step {step}: {name}")
+        weights = [name for name in a if name.endswith("weight")]
+        difference = torch.cat([(a[name] - b[name]).abs().flatten() for name in weights])
+        assert difference.median() < median_bound, (step, float(difference.median()))
+        if share_within_1e5 is not None:
+            assert (difference <= 1e-5).float().mean() >= share_within_1e5, (step, float(difference.max()))
         first, second = FastStyle(reference.config).eval(), FastStyle(reference.config).eval()
         first.load_state_dict(a)
         second.load_state_dict(b)
         for image in images:
-            torch.testing.assert_close(first.stylize(image), second.stylize(image), rtol=0, atol=2 * tolerance,
-                                       msg=f"step {step}")
+            gap = (first.stylize(image) - second.stylize(image)).abs().mean()
+            assert gap < output_bound, (step, float(gap))
 
 
 @pytest.mark.subprocess
